@@ -1,0 +1,224 @@
+"""`coredino`: a thin command line over the engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+from . import __version__
+from .errors import Cancelled, UserError
+from .progress import Progress
+
+EPILOG = """examples:
+  coredino classify scene.tif -o scene_classes.tif
+  coredino batch orthos/ out/ --pattern '**/*.tif'
+  coredino fit-codebook a.tif b.tif -o my.codebook.npz --model core-dino:x --weights student.pt
+  coredino quicklook scene_classes.tif --source scene.tif -o look.png
+  coredino info
+  coredino serve --port 8765 --codebooks ~/codebooks
+"""
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as exc:
+        print(f"coredino: error: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("coredino: cancelled; no output was written", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="coredino", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Label-free 'what is where' maps: embed every patch of an aerial or satellite "
+                    "raster with a self-supervised backbone, assign it to a colour-coded codebook "
+                    "cluster, write a styled Cloud-Optimized GeoTIFF.")
+    p.add_argument("--version", action="version", version=f"coredino {__version__}")
+    sub = p.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("classify", help="classify one raster into a COG of cluster ids",
+                       description="Classify one GDAL-readable raster. With no option it uses the "
+                                   "bundled default codebook and the model it names.")
+    c.add_argument("input", help="raster file (GeoTIFF, JPEG2000, VRT... anything GDAL reads)")
+    c.add_argument("-o", "--output", required=True, help="output COG path (.tif); a .qml style is written beside it")
+    _classify_options(c)
+    c.set_defaults(run=_run_classify)
+
+    b = sub.add_parser("batch", help="classify every raster in a folder (resumable)",
+                       description="Classify a folder recursively into OUTPUT_DIR/<same folders>/"
+                                   "<name>_classes.tif. Outputs already made with the same codebook "
+                                   "are skipped, so re-running resumes; a bad file is reported and "
+                                   "the rest continue.")
+    b.add_argument("input_dir")
+    b.add_argument("output_dir")
+    b.add_argument("--pattern", default="**/*.tif", help="glob below INPUT_DIR (default: %(default)s)")
+    b.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    _classify_options(b)
+    b.set_defaults(run=_run_batch)
+
+    f = sub.add_parser("fit-codebook", help="fit a codebook (K-means + t-SNE colours) on rasters",
+                       description="Sample patch features from rasters (uniform reservoir, bounded "
+                                   "memory), fit K-means with faiss on all sampled features, colour "
+                                   "centroids by a 3-D t-SNE, and save one .npz file holding the "
+                                   "centroids, colours and the full feature recipe.")
+    f.add_argument("inputs", nargs="+", help="raster files")
+    f.add_argument("-o", "--output", required=True, help="codebook file (.npz)")
+    f.add_argument("--model", default="core-dino:n",
+                   help="core-dino:<n|s|m|l|x> or dinov2:<hub id or folder> (default: %(default)s)")
+    f.add_argument("--weights", default="random",
+                   help="core-dino weights: path, URL, hf://owner/repo/file or 'random' (default)")
+    f.add_argument("--layer", type=int, default=19, help="core-dino feature layer 16/19/22 (default: %(default)s)")
+    f.add_argument("--gsd", type=float, default=0.25, help="metres per pixel (default: %(default)s)")
+    f.add_argument("--tile", type=int, default=24, help="tile side in patches (default: %(default)s)")
+    f.add_argument("--border", type=int, default=3, help="discarded border in patches (default: %(default)s)")
+    f.add_argument("--k", type=int, default=6000, help="number of clusters (default: %(default)s)")
+    f.add_argument("--metric", choices=("cosine", "l2"), default="cosine")
+    f.add_argument("--max-features", type=int, default=1_000_000, help="reservoir size (default: %(default)s)")
+    f.add_argument("--niter", type=int, default=20, help="K-means iterations (default: %(default)s)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--device", default="auto")
+    f.add_argument("--batch-size", type=int, default=8)
+    f.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
+    f.set_defaults(run=_run_fit)
+
+    q = sub.add_parser("quicklook", help="PNG of a classified COG, beside its source imagery",
+                       description="Render a classified COG in its codebook colours as a PNG; with "
+                                   "--source, the source imagery over the same extent is on the left.")
+    q.add_argument("classes", help="a COG written by `coredino classify`")
+    q.add_argument("-o", "--output", required=True, help="PNG path")
+    q.add_argument("--source", help="the raster that was classified")
+    q.add_argument("--side", type=int, default=768, help="longest side of each panel in px (default: %(default)s)")
+    q.set_defaults(run=_run_quicklook)
+
+    i = sub.add_parser("info", help="device, models and codebook details")
+    i.add_argument("--codebook", help="codebook to describe (default: the bundled one)")
+    i.add_argument("--device", default="auto")
+    i.set_defaults(run=_run_info)
+
+    s = sub.add_parser("serve", help="run the HTTP backend the QGIS plugin talks to",
+                       description="Serve the engine over HTTP (docs/protocol.md): jobs run one at a "
+                                   "time in submission order. A new token is written to the token "
+                                   "file at every start; ~/.cache/coredino/service/service.json "
+                                   "tells clients the URL. SIGTERM or Ctrl+C stops it cleanly.")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s; 0.0.0.0 only on a trusted network)")
+    s.add_argument("--port", type=int, default=8765, help="default: %(default)s")
+    s.add_argument("--token-file", help="where to write the token (default: ~/.cache/coredino/service/token)")
+    s.add_argument("--codebooks", nargs="+", action="extend", default=[], metavar="DIR",
+                   help="folders scanned for *.codebook.npz (the bundled codebook is always offered)")
+    s.set_defaults(run=_run_serve)
+    return p
+
+
+def _classify_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--codebook", help="codebook file (default: the bundled one)")
+    p.add_argument("--weights", help="weights to use instead of those the codebook names (hash must match)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default: %(default)s)")
+    p.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
+    p.add_argument("--rgb", action="store_true", help="also write <output>_rgb.tif, an RGBA rendering")
+
+
+def _bands(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected band numbers like 3,2,1") from None
+
+
+def _options(args: argparse.Namespace):
+    from .params import ClassifyOptions
+    return ClassifyOptions(codebook=args.codebook, weights=args.weights, device=args.device,
+                           batch_size=args.batch_size, bands=args.bands, rgb=args.rgb)
+
+
+@contextmanager
+def _bar(label: str) -> Iterator[Progress]:
+    from tqdm import tqdm
+    with tqdm(total=1000, desc=label, unit="‰", leave=False, file=sys.stderr,
+              bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
+        def update(fraction: float, message: str) -> None:
+            bar.n = int(fraction * 1000)
+            bar.set_postfix_str(message, refresh=True)
+        yield Progress(callback=update)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    from .engine import classify
+    from .params import ClassifyParams
+    with _bar(args.input) as progress:
+        result = classify(ClassifyParams(args.input, args.output, _options(args)), progress)
+    for warning in result.warnings:
+        print(f"coredino: warning: {warning}", file=sys.stderr)
+    cells = sum(result.classes.values())
+    print(f"{result.output}: {len(result.classes)} clusters over {cells} cells, {result.tiles} tiles "
+          f"in {result.seconds:.1f} s on {result.device}")
+    if result.rgb_output:
+        print(f"{result.rgb_output}: RGBA rendering")
+    return 0
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from .engine import batch
+    from .params import BatchParams
+    params = BatchParams(args.input_dir, args.output_dir, args.pattern, args.overwrite, _options(args))
+    with _bar(args.input_dir) as progress:
+        result = batch(params, progress)
+    for path, reason in result.failed.items():
+        print(f"FAILED {path}: {reason}", file=sys.stderr)
+    print(f"batch: {len(result.done)} classified, {len(result.skipped)} already done (skipped), "
+          f"{len(result.failed)} failed")
+    return 1 if result.failed else 0
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from .encoders import ModelSpec
+    from .encoders.registry import parse_model
+    from .engine import fit_codebook
+    from .params import FitParams
+    family, variant = parse_model(args.model)
+    spec = ModelSpec(family, variant, args.weights, args.layer if family == "core-dino" else None)
+    params = FitParams(args.inputs, args.output, spec, args.gsd, args.tile, args.border, args.k,
+                       args.metric, args.max_features, args.niter, args.seed, args.device,
+                       args.batch_size, args.bands)
+    with _bar("fit-codebook") as progress:
+        codebook = fit_codebook(params, progress)
+    print(f"{args.output}: {codebook.k} clusters of {codebook.dim}-d {codebook.metric} features "
+          f"from {codebook.recipe['n_features']} patches")
+    return 0
+
+
+def _run_quicklook(args: argparse.Namespace) -> int:
+    from .quicklook import quicklook
+    print(quicklook(args.classes, args.output, args.source, args.side))
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .device import describe, pick_device
+    from .encoders import FAMILIES
+    from .engine import load_codebook
+    info = {"coredino": __version__, **describe(pick_device(args.device)),
+            "model_families": sorted(FAMILIES)}
+    info["codebook"] = load_codebook(args.codebook).summary()
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .service.server import serve
+    return serve(args.host, args.port, Path(args.token_file) if args.token_file else None,
+                 [Path(d) for d in args.codebooks])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Codebooks: fitting centroids to features, colouring them, storing them, assigning features."""
+
+from .assign import Assigner, assign
+from .colors import centroid_colors
+from .file import Codebook, build_recipe
+from .kmeans import fit_kmeans
+from .reservoir import Reservoir
+
+__all__ = ["Codebook", "build_recipe", "fit_kmeans", "centroid_colors", "assign", "Assigner",
+           "Reservoir"]

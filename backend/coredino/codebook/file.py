@@ -1,0 +1,167 @@
+"""A codebook is one file: centroids, their colours, the metric and the feature recipe."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import uuid
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UserError
+
+FORMAT = "coredino-codebook/1"
+METRICS = ("cosine", "l2")
+# What a running encoder must agree on with the codebook's encoder.
+MATCH_KEYS = ("family", "variant", "layer", "dim", "normalisation", "weights_sha256")
+ENCODER_KEYS = MATCH_KEYS + ("patch", "weights_uri")
+RECIPE_KEYS = ENCODER_KEYS + (
+    "tile", "border", "gsd", "k", "seed", "n_features", "sources", "coredino_version", "created",
+)
+FIX = "pass --model/--weights matching the codebook, or fit a new one with `coredino fit-codebook`"
+
+
+def build_recipe(encoder_recipe: dict, *, tile: int, border: int, gsd: Optional[float], k: int,
+                 seed: int, n_features: int, sources: list[str]) -> dict:
+    """The recipe stored in a codebook: the encoder's ``recipe()`` plus tiling and fit details."""
+    recipe = {key: encoder_recipe[key] for key in ENCODER_KEYS}
+    recipe.update(tile=tile, border=border, gsd=gsd, k=k, seed=seed, n_features=n_features,
+                  sources=[str(s) for s in sources], coredino_version=__version__,
+                  created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    return recipe
+
+
+def _encoder_id(recipe: dict) -> str:
+    layer = f"@{recipe['layer']}" if recipe.get("layer") is not None else ""
+    sha = str(recipe.get("weights_sha256") or "none")[:12]
+    return (f"{recipe.get('family')}:{recipe.get('variant')}{layer} (weights sha256 {sha}, "
+            f"dim {recipe.get('dim')}, normalisation {recipe.get('normalisation')})")
+
+
+@dataclass(eq=False)
+class Codebook:
+    """K centroids of patch embeddings, an RGB colour per centroid, and how the features were made."""
+
+    centroids: np.ndarray  # (k, d) float32
+    colors: np.ndarray  # (k, 3) uint8
+    metric: str  # "cosine" or "l2"
+    recipe: dict
+    path: Optional[Path] = field(default=None, repr=False)
+    _sha256: Optional[str] = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.centroids = np.ascontiguousarray(self.centroids, dtype=np.float32)
+        self.colors = np.ascontiguousarray(self.colors, dtype=np.uint8)
+        if not isinstance(self.recipe, dict):
+            raise ValueError(f"recipe must be a dict, got {type(self.recipe).__name__}")
+        if self.centroids.ndim != 2 or self.centroids.shape[0] == 0:
+            raise ValueError(f"centroids must be a non-empty (k, d) array, got {self.centroids.shape}")
+        if self.colors.shape != (self.k, 3):
+            raise ValueError(f"colors must be ({self.k}, 3), got {self.colors.shape}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        missing = [key for key in RECIPE_KEYS if key not in self.recipe]
+        if missing:
+            raise ValueError(f"recipe lacks {', '.join(missing)}")
+        if (self.recipe["k"], self.recipe["dim"]) != self.centroids.shape:
+            raise ValueError(f"recipe says k={self.recipe['k']}, dim={self.recipe['dim']} but "
+                             f"centroids are {self.centroids.shape[0]} x {self.centroids.shape[1]}")
+
+    @property
+    def k(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.centroids.shape[1])
+
+    @property
+    def sha256(self) -> Optional[str]:
+        """SHA-256 of the file this codebook was loaded from or saved to (None if neither)."""
+        if self._sha256 is None and self.path is not None:
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one compressed ``.npz``; a temporary file in the same folder is renamed when complete."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "xb") as f:
+                np.savez_compressed(
+                    f, format=np.array(FORMAT), centroids=self.centroids, colors=self.colors,
+                    metric=np.array(self.metric), recipe=np.array(json.dumps(self.recipe)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.path, self._sha256 = path, None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Codebook":
+        """Read a codebook written by :meth:`save`; any problem is a one-line :class:`UserError`."""
+        path = Path(path)
+        refit = "fit one with `coredino fit-codebook` or pass the right --codebook"
+        if not path.is_file():
+            raise UserError(f"codebook {path} does not exist: {refit}")
+        try:
+            npz = np.load(path, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with npz:
+                if "format" not in npz.files or str(npz["format"]) != FORMAT:
+                    raise ValueError("no coredino codebook format marker")
+                arrays = {name: npz[name] for name in ("centroids", "colors", "metric", "recipe")}
+            recipe = json.loads(str(arrays["recipe"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise UserError(f"{path} is not a coredino codebook or is corrupt ({exc}): {refit}") from None
+        try:
+            return cls(arrays["centroids"], arrays["colors"], str(arrays["metric"]), recipe, path=path)
+        except ValueError as exc:
+            raise UserError(f"codebook {path} is inconsistent ({exc}): {refit}") from None
+
+    def check_matches(self, encoder_recipe: dict) -> None:
+        """Raise :class:`UserError` unless the running encoder makes the features this codebook needs."""
+        diffs = [f"{key} {self.recipe.get(key)!r} vs {encoder_recipe.get(key)!r}"
+                 for key in MATCH_KEYS if self.recipe.get(key) != encoder_recipe.get(key)]
+        if diffs:
+            name = self.path if self.path is not None else "in memory"
+            raise UserError(
+                f"codebook {name} was fitted with {_encoder_id(self.recipe)} but the running encoder "
+                f"is {_encoder_id(encoder_recipe)} (differs in {'; '.join(diffs)}): {FIX}")
+
+    def summary(self) -> dict:
+        """What `coredino info` shows about this codebook."""
+        r = self.recipe
+        return {
+            "path": str(self.path) if self.path is not None else None,
+            "sha256": self.sha256,
+            "k": self.k,
+            "dim": self.dim,
+            "metric": self.metric,
+            "encoder": _encoder_id(r),
+            "weights_uri": r["weights_uri"],
+            "patch": r["patch"],
+            "tile": r["tile"],
+            "border": r["border"],
+            "gsd": r["gsd"],
+            "seed": r["seed"],
+            "n_features": r["n_features"],
+            "sources": len(r["sources"]),
+            "created": r["created"],
+            "coredino_version": r["coredino_version"],
+        }

@@ -1,0 +1,60 @@
+"""K-means over every feature with faiss, one Lloyd iteration per call so progress and cancel work."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import faiss
+import numpy as np
+
+from ..errors import UserError
+from ..progress import Progress
+
+
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """Unit-L2 rows as a new float32 array; all-zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, np.float32(1e-12))
+
+
+def fit_kmeans(x: np.ndarray, k: int, metric: str, seed: int, niter: int = 20,
+               progress: Optional[Progress] = None) -> np.ndarray:
+    """Cluster the rows of ``x`` (n, d) into ``k`` float32 centroids.
+
+    ``cosine``: rows are L2-normalised (in a copy) and faiss runs spherical k-means, so the
+    centroids are unit-norm. ``l2``: plain k-means. Every row is used (faiss would otherwise
+    subsample to 256 rows per centroid), initial centroids are ``k`` rows drawn with ``seed``,
+    and the same input and seed give identical centroids.
+    """
+    if metric not in ("cosine", "l2"):
+        raise ValueError(f"metric must be cosine or l2, got {metric!r}")
+    if niter < 1:
+        raise ValueError(f"niter must be at least 1, got {niter}")
+    if x.ndim != 2:
+        raise ValueError(f"features must be (n, d), got {x.shape}")
+    n, d = x.shape
+    if k < 1 or k > n:
+        raise UserError(f"cannot fit {k} clusters to {n} features: "
+                        f"use a smaller --k (at most {n}) or more rasters")
+    if not np.isfinite(x).all():
+        raise UserError("the features contain NaN or infinite values: check the rasters' nodata "
+                        "and the encoder weights")
+    x = normalise_rows(x) if metric == "cosine" else np.ascontiguousarray(x, dtype=np.float32)
+    params = dict(
+        niter=1, seed=seed, spherical=metric == "cosine", verbose=False,
+        max_points_per_centroid=-(-n // k),  # ceil(n / k): k * this >= n, so nothing is dropped
+        min_points_per_centroid=1,  # few points per centroid is allowed: no faiss warning
+    )
+    centroids = None
+    for i in range(niter):
+        if progress is not None:
+            progress.update(i / niter, f"k-means iteration {i + 1}/{niter}")
+        # faiss draws the initial centroids only when none are given; the later single
+        # iterations are identical to one faiss call with niter iterations (see tests).
+        km = faiss.Kmeans(d, k, **params)
+        km.train(x, init_centroids=centroids)
+        centroids = km.centroids
+    if progress is not None:
+        progress.update(1.0, "k-means done")
+    return np.ascontiguousarray(centroids, dtype=np.float32)

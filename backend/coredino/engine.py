@@ -1,0 +1,203 @@
+"""The engine: classify one raster, a folder of rasters, or fit a codebook.
+
+Every door (CLI, HTTP service, QGIS Processing, batch) calls these functions with the
+parameter dataclasses of :mod:`coredino.params` and a :class:`~coredino.progress.Progress`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from osgeo import gdal
+
+from . import __version__
+from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colors, fit_kmeans
+from .device import pick_device
+from .encoders import Encoder, ModelSpec, build_encoder
+from .errors import UserError
+from .features import encode_raster, tile_grid
+from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
+from .progress import Progress
+from .raster import open_raster
+from .writer import ClassWriter
+
+RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().parents[2] / "resources"))
+DEFAULT_CODEBOOK = RESOURCES / "coredino-n-default.codebook.npz"
+
+
+@dataclass
+class ClassifyResult:
+    output: str
+    classes: dict[int, int]  # cluster id -> number of cells
+    tiles: int
+    seconds: float
+    device: str
+    rgb_output: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # input -> one-line reason
+
+
+def load_codebook(path: Optional[str]) -> Codebook:
+    return Codebook.load(str(path or DEFAULT_CODEBOOK))
+
+
+def encoder_for(codebook: Codebook, options: ClassifyOptions) -> Encoder:
+    """Build the encoder the codebook was fitted with and check that it matches."""
+    recipe = codebook.recipe
+    weights = options.weights or recipe.get("weights_uri", "random")
+    if not options.weights and weights not in ("random",) and "://" not in weights:
+        weights = str((Path(codebook.path).parent / weights).resolve())
+    spec = ModelSpec(recipe["family"], recipe["variant"], weights, recipe.get("layer"))
+    encoder = build_encoder(spec, pick_device(options.device))
+    codebook.check_matches(encoder.recipe())
+    return encoder
+
+
+def classify(params: ClassifyParams, progress: Optional[Progress] = None,
+             codebook: Optional[Codebook] = None, encoder: Optional[Encoder] = None) -> ClassifyResult:
+    """Classify ``params.input`` into a COG of cluster ids at ``params.output``."""
+    start = time.perf_counter()
+    progress = progress or Progress()
+    opts = params.options
+    codebook = codebook or load_codebook(opts.codebook)
+    encoder = encoder or encoder_for(codebook, opts)
+    recipe = codebook.recipe
+    tile, border = int(recipe["tile"]), int(recipe["border"])
+    raster = open_raster(params.input, float(recipe["gsd"]), pad_to=tile * encoder.patch,
+                         bands=opts.bands, multiple_of=encoder.patch)
+    try:
+        grid = tile_grid(raster, encoder.patch, tile, border)
+        cells = raster.grid
+        out_grid = type(cells)(cells.wkt, cells.x0, cells.y0, cells.gsd * encoder.patch,
+                               grid.cells_x, grid.cells_y)
+        assigner = Assigner(codebook, next(encoder.parameters()).device)
+        rgb_output = str(Path(params.output).with_name(Path(params.output).stem + "_rgb.tif")) \
+            if opts.rgb else None
+        tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
+        with ClassWriter(params.output, out_grid, codebook.colors, tags) as writer:
+            n_tiles = 0
+            for encoded in encode_raster(raster, encoder, grid, opts.batch_size, progress.scaled(0, 0.95)):
+                feats, valid = encoded.core()
+                ids = assigner(feats.reshape(-1, feats.shape[-1])).reshape(valid.shape)
+                ids = np.where(valid, ids.cpu().numpy(), writer.nodata)
+                writer.write(encoded.tile.out_x, encoded.tile.out_y, ids)
+                n_tiles += 1
+            progress.update(0.96, "writing COG")
+            classes = writer.finish(rgb_output)
+    finally:
+        raster.close()
+    progress.update(1.0, "done")
+    return ClassifyResult(params.output, classes, n_tiles, time.perf_counter() - start,
+                          str(next(encoder.parameters()).device), rgb_output, raster.warnings)
+
+
+def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResult:
+    """Classify a folder; a bad file is recorded and the rest continue."""
+    progress = progress or Progress()
+    root = Path(params.input_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: not a folder")
+    inputs = sorted(p for p in glob.glob(str(root / params.pattern), recursive=True) if os.path.isfile(p))
+    if not inputs:
+        raise UserError(f"{root}: no file matches {params.pattern!r}; pass --pattern, e.g. '**/*.tif'")
+    codebook = load_codebook(params.options.codebook)
+    encoder = encoder_for(codebook, params.options)
+    result = BatchResult()
+    for i, path in enumerate(inputs):
+        rel = Path(path).relative_to(root)
+        output = Path(params.output_dir) / rel.parent / f"{rel.stem}_classes.tif"
+        step = progress.scaled(i / len(inputs), (i + 1) / len(inputs))
+        if not params.overwrite and _made_with(output, codebook):
+            result.skipped.append(path)
+            continue
+        try:
+            classify(ClassifyParams(path, str(output), params.options), step, codebook, encoder)
+            result.done.append(path)
+        except UserError as exc:
+            result.failed[path] = str(exc)
+    progress.update(1.0, f"{len(result.done)} done, {len(result.skipped)} skipped, "
+                         f"{len(result.failed)} failed")
+    return result
+
+
+def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Codebook:
+    """Sample patch features from rasters (bounded memory), K-means them, colour the centroids."""
+    progress = progress or Progress()
+    if params.metric not in ("cosine", "l2"):
+        raise UserError(f"unknown metric {params.metric!r}; use cosine or l2")
+    encoder = build_encoder(params.model, pick_device(params.device))
+    reservoir = Reservoir(params.max_features, encoder.dim, params.seed)
+    n = len(params.inputs)
+    for i, path in enumerate(params.inputs):
+        raster = open_raster(path, params.gsd, pad_to=params.tile * encoder.patch,
+                             bands=params.bands, multiple_of=encoder.patch)
+        try:
+            grid = tile_grid(raster, encoder.patch, params.tile, params.border)
+            step = progress.scaled(0.6 * i / n, 0.6 * (i + 1) / n)
+            for encoded in encode_raster(raster, encoder, grid, params.batch_size, step):
+                feats, valid = encoded.core()
+                reservoir.add(feats[torch.from_numpy(valid).to(feats.device)].cpu().numpy())
+        finally:
+            raster.close()
+    progress.update(0.6, f"k-means on {min(reservoir.seen, params.max_features)} features")
+    sample = reservoir.sample()
+    centroids = fit_kmeans(sample, params.k, params.metric, params.seed, params.niter)
+    progress.update(0.9, "colouring centroids (t-SNE)")
+    colors = centroid_colors(centroids, params.metric, params.seed)
+    recipe = build_recipe(encoder.recipe(), tile=params.tile, border=params.border, gsd=params.gsd,
+                          k=params.k, seed=params.seed, n_features=int(len(sample)),
+                          sources=[Path(p).name for p in params.inputs])
+    recipe.update(niter=params.niter, features_seen=int(reservoir.seen), metric=params.metric)
+    if recipe["weights_uri"] not in ("random",) and "://" not in recipe["weights_uri"]:
+        recipe["weights_uri"] = os.path.relpath(recipe["weights_uri"], Path(params.output).resolve().parent)
+    codebook = Codebook(centroids=centroids, colors=colors, metric=params.metric, recipe=recipe)
+    codebook.save(params.output)
+    progress.update(1.0, "done")
+    return codebook
+
+
+def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, border: int,
+                bands: list[int]) -> dict[str, str]:
+    return {
+        "COREDINO_VERSION": __version__,
+        "SOURCE": Path(source).name,
+        "MODEL": encoder.id,
+        "WEIGHTS_SHA256": encoder.weights_sha256,
+        "CODEBOOK": Path(codebook.path).name,
+        "CODEBOOK_SHA256": codebook.sha256,
+        "K": str(codebook.k),
+        "METRIC": codebook.metric,
+        "GSD": str(codebook.recipe["gsd"]),
+        "PATCH_PX": str(encoder.patch),
+        "TILE_PATCHES": str(tile),
+        "BORDER_PATCHES": str(border),
+        "BANDS": ",".join(map(str, bands)),
+        "CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _made_with(output: Path, codebook: Codebook) -> bool:
+    """True when ``output`` is a complete result made with this codebook (resume support)."""
+    if not output.exists():
+        return False
+    try:
+        ds = gdal.Open(str(output))
+        same = ds.GetMetadataItem("CODEBOOK_SHA256") == codebook.sha256
+        ds = None
+        return same
+    except RuntimeError:
+        return False

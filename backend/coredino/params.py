@@ -1,0 +1,74 @@
+"""Parameter dataclasses: the only contract between every door (CLI, service, plugin) and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .encoders.base import ModelSpec
+
+
+@dataclass
+class ClassifyOptions:
+    """How to classify; shared by single-file and batch runs.
+
+    codebook:   codebook file (default: the bundled one). It names the encoder and weights.
+    weights:    use these weights instead of the ones the codebook names (same hash required).
+    device:     ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:1``...
+    batch_size: tiles per forward pass.
+    bands:      1-based band numbers used as R, G, B (one number: panchromatic).
+    rgb:        also write ``<output stem>_rgb.tif``, an RGBA rendering of the classes.
+    """
+
+    codebook: Optional[str] = None
+    weights: Optional[str] = None
+    device: str = "auto"
+    batch_size: int = 8
+    bands: Optional[tuple[int, ...]] = None
+    rgb: bool = False
+
+
+@dataclass
+class ClassifyParams:
+    input: str
+    output: str
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+
+@dataclass
+class BatchParams:
+    """Classify every raster under ``input_dir`` matching ``pattern`` into ``output_dir``.
+
+    Outputs mirror the input folders as ``<name>_classes.tif``; outputs already made with the
+    same codebook are skipped unless ``overwrite``, so an interrupted batch resumes.
+    """
+
+    input_dir: str
+    output_dir: str
+    pattern: str = "**/*.tif"
+    overwrite: bool = False
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+
+@dataclass
+class FitParams:
+    """Fit a codebook on features sampled from ``inputs`` (raster files).
+
+    gsd, tile and border (in patches) become part of the codebook's feature recipe.
+    max_features bounds memory: a uniform reservoir sample of that many patch features.
+    """
+
+    inputs: list[str]
+    output: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    gsd: float = 0.25
+    tile: int = 24
+    border: int = 3
+    k: int = 6000
+    metric: str = "cosine"
+    max_features: int = 1_000_000
+    niter: int = 20
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 8
+    bands: Optional[tuple[int, ...]] = None

@@ -1,0 +1,203 @@
+"""Raster input: open any GDAL raster, pick RGB, stretch, build validity, warp on the fly.
+
+Nothing is copied into memory: a warped VRT resamples the source to the codebook's GSD in a
+metric CRS, and windows are read from it on demand.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .errors import UserError
+
+gdal.UseExceptions()
+osr.UseExceptions()
+
+STRETCH_PERCENTILES = (2.0, 98.0)
+_SAMPLE_SIDE = 1024  # longest side of the decimated read used for the 16-bit stretch
+
+
+@dataclass
+class Grid:
+    """A north-up pixel grid in a metric CRS."""
+
+    wkt: str
+    x0: float
+    y0: float
+    gsd: float
+    width: int
+    height: int
+
+    @property
+    def geotransform(self) -> tuple:
+        return (self.x0, self.gsd, 0.0, self.y0, 0.0, -self.gsd)
+
+
+@dataclass
+class RasterSource:
+    """An opened raster, resampled on the fly to ``grid`` (see :func:`open_raster`)."""
+
+    path: str
+    grid: Grid
+    bands: list[int]
+    stretch: Optional[tuple[np.ndarray, np.ndarray]]
+    zero_is_nodata: bool
+    source_gsd: float
+    warnings: list[str] = field(default_factory=list)
+    _warped: Optional[gdal.Dataset] = None
+    _band_index: Optional[list[int]] = None
+
+    def read(self, x: int, y: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """RGB float32 (3, h, w) in [0, 1] and a validity mask (h, w) for a grid window."""
+        data = self._warped.ReadAsArray(x, y, width, height)
+        alpha = data[-1]
+        values = data[self._band_index].astype(np.float32)
+        valid = alpha > 0
+        if self.zero_is_nodata:
+            valid &= np.any(data[:-1] != 0, axis=0)
+        if self.stretch is None:
+            values *= 1.0 / 255.0
+        else:
+            lo, hi = self.stretch
+            values = (values - lo[:, None, None]) / (hi - lo)[:, None, None]
+            np.clip(values, 0.0, 1.0, out=values)
+        values[:, ~valid] = 0.0
+        return values, valid
+
+    def close(self) -> None:
+        """Release the GDAL datasets (QGIS crashes at exit if any is still alive)."""
+        self._warped = None
+
+
+def open_raster(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence[int]] = None,
+                multiple_of: int = 1) -> RasterSource:
+    """Open ``path`` for reading at ``gsd`` metres per pixel.
+
+    pad_to:      windows up to this many pixels wide and high can be read even from a smaller
+                 raster (it is padded with invalid pixels up to one tile).
+    multiple_of: grid width and height are rounded up to a multiple of this (the patch size).
+    bands:       1-based band numbers to use as R, G, B (default: from colour interpretation,
+                 else 1, 2, 3; a single band is replicated).
+    """
+    src = _open(path)
+    srs = src.GetSpatialRef()
+    gt = src.GetGeoTransform(can_return_null=True)
+    if srs is None or gt is None:
+        raise UserError(f"{path}: has no coordinate reference system or georeference; assign "
+                        f"one with `gdal_edit.py -a_srs EPSG:<code> -a_ullr <ulx> <uly> <lrx> <lry> "
+                        f"{path}` and retry")
+    band_list, alpha = _pick_bands(src, path, bands)
+    first = src.GetRasterBand(band_list[0])
+    declared = first.GetMaskFlags() != gdal.GMF_ALL_VALID or alpha is not None
+    stretch = None if first.DataType == gdal.GDT_Byte else _percentile_stretch(src, band_list, path)
+
+    unique = list(dict.fromkeys(band_list))
+    selected = gdal.Translate("", src, format="VRT", bandList=unique + ([alpha] if alpha else []))
+    dst_wkt = _metric_crs(src, srs, gt).ExportToWkt()
+    probe = gdal.Warp("", selected, format="VRT", dstSRS=dst_wkt)  # GDAL's native resolution
+    pgt, native_w, native_h = probe.GetGeoTransform(), probe.RasterXSize, probe.RasterYSize
+    source_gsd = abs(pgt[1])
+    cols = _round_up(math.ceil(native_w * source_gsd / gsd - 1e-6), multiple_of)
+    rows = _round_up(math.ceil(native_h * abs(pgt[5]) / gsd - 1e-6), multiple_of)
+    grid = Grid(dst_wkt, pgt[0], pgt[3], gsd, cols, rows)
+    padded_cols, padded_rows = (max(n, _round_up(pad_to, multiple_of)) for n in (cols, rows))
+    warped = gdal.Warp("", selected, format="VRT", dstSRS=dst_wkt, xRes=gsd, yRes=gsd,
+                       outputBounds=(grid.x0, grid.y0 - padded_rows * gsd,
+                                     grid.x0 + padded_cols * gsd, grid.y0),
+                       resampleAlg="bilinear", dstAlpha=True, srcAlpha=alpha is not None,
+                       warpOptions=["INIT_DEST=0"])
+    raster = RasterSource(path=path, grid=grid, bands=band_list, stretch=stretch,
+                          zero_is_nodata=not declared, source_gsd=source_gsd, _warped=warped,
+                          _band_index=[unique.index(b) for b in band_list])
+    if source_gsd > 4 * gsd:
+        raster.warnings.append(f"{path}: pixel size {source_gsd:.2f} m is {source_gsd / gsd:.0f}x "
+                               f"coarser than the codebook's {gsd} m; expect blurry classes")
+    return raster
+
+
+def _open(path: str) -> gdal.Dataset:
+    if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
+        raise UserError(f"{path}: no such file")
+    try:
+        ds = gdal.Open(path)
+        ds.GetRasterBand(1).ReadAsArray(0, 0, 1, 1)
+    except (RuntimeError, AttributeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "not a raster"
+        raise UserError(f"{path}: GDAL cannot read it ({detail}); check that the file is a "
+                        f"complete raster (re-export or re-download it)") from None
+    return ds
+
+
+def _pick_bands(ds: gdal.Dataset, path: str,
+                requested: Optional[Sequence[int]]) -> tuple[list[int], Optional[int]]:
+    """(three band numbers for R, G, B; the alpha band number or None)."""
+    interp = {i: ds.GetRasterBand(i).GetColorInterpretation() for i in range(1, ds.RasterCount + 1)}
+    alpha = next((i for i, c in interp.items() if c == gdal.GCI_AlphaBand), None)
+    if requested:
+        bad = [b for b in requested if b not in interp]
+        if bad or len(requested) not in (1, 3):
+            raise UserError(f"{path}: --bands {','.join(map(str, requested))} is invalid; give 1 or "
+                            f"3 band numbers between 1 and {ds.RasterCount}")
+        chosen = list(requested)
+    else:
+        by_colour = {c: i for i, c in interp.items()}
+        rgb = [by_colour.get(c) for c in (gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand)]
+        colour = [i for i in interp if i != alpha]
+        if all(rgb):
+            chosen = rgb
+        elif len(colour) >= 3:
+            chosen = colour[:3]
+        else:
+            chosen = colour[:1]
+    if len(chosen) == 1:
+        chosen = chosen * 3
+    return chosen, alpha
+
+
+def _percentile_stretch(ds: gdal.Dataset, bands: list[int], path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band 2nd/98th percentiles of valid pixels, from a decimated read of the whole raster."""
+    scale = min(1.0, _SAMPLE_SIDE / max(ds.RasterXSize, ds.RasterYSize))
+    bx, by = max(1, round(ds.RasterXSize * scale)), max(1, round(ds.RasterYSize * scale))
+    lo, hi = [], []
+    for b in bands:
+        band = ds.GetRasterBand(b)
+        values = band.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(np.float64)
+        valid = band.GetMaskBand().ReadAsArray(buf_xsize=bx, buf_ysize=by) > 0
+        if band.GetMaskFlags() == gdal.GMF_ALL_VALID:
+            valid &= values != 0
+        if not valid.any():
+            raise UserError(f"{path}: band {b} has no valid pixels; nothing to classify")
+        p_lo, p_hi = np.percentile(values[valid], STRETCH_PERCENTILES)
+        lo.append(p_lo)
+        hi.append(max(p_hi, p_lo + 1e-6))
+    return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+
+
+def _metric_crs(ds: gdal.Dataset, srs: osr.SpatialReference, gt: tuple) -> osr.SpatialReference:
+    """The source CRS when it is projected in metres (and not Web Mercator), else auto-UTM."""
+    projected_metres = srs.IsProjected() and abs(srs.GetLinearUnits() - 1.0) < 1e-9
+    web_mercator = "Pseudo-Mercator" in (srs.GetName() or "") or srs.GetAuthorityCode(None) == "3857"
+    if projected_metres and not web_mercator:
+        return srs
+    cx = gt[0] + gt[1] * ds.RasterXSize / 2 + gt[2] * ds.RasterYSize / 2
+    cy = gt[3] + gt[4] * ds.RasterXSize / 2 + gt[5] * ds.RasterYSize / 2
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    srs = srs.Clone()
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lon, lat, _ = osr.CoordinateTransformation(srs, wgs84).TransformPoint(cx, cy)
+    zone = min(60, int((lon + 180) // 6) + 1)
+    utm = osr.SpatialReference()
+    utm.ImportFromEPSG((32600 if lat >= 0 else 32700) + zone)
+    return utm
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple

@@ -1,0 +1,134 @@
+"""classify end to end on real imagery: COG layout, georeference, coverage, nodata, determinism."""
+
+import threading
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from coredino.codebook import Codebook
+from coredino.engine import classify
+from coredino.errors import Cancelled, UserError
+from coredino.params import ClassifyOptions, ClassifyParams
+from coredino.progress import Progress
+
+PATCH = 8  # the test codebook uses core-dino layer 16 (stride 8): small rasters still get overviews
+
+
+@pytest.fixture(scope="session")
+def demo_result(tmp_path_factory, demo_raster, codebook):
+    out = tmp_path_factory.mktemp("demo") / "demo_classes.tif"
+    result = classify(ClassifyParams(str(demo_raster), str(out), ClassifyOptions(codebook=codebook, rgb=True)))
+    return result, out
+
+
+def read(path):
+    ds = gdal.Open(str(path))
+    band = ds.GetRasterBand(1)
+    info = dict(array=band.ReadAsArray(), gt=ds.GetGeoTransform(), wkt=ds.GetProjection(),
+                nodata=band.GetNoDataValue(), dtype=band.DataType, overviews=band.GetOverviewCount(),
+                layout=ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE"), tags=ds.GetMetadata(),
+                ct=band.GetColorTable().Clone(), size=(ds.RasterXSize, ds.RasterYSize))
+    return info
+
+
+def test_fit_codebook_records_the_feature_recipe(codebook):
+    cb = Codebook.load(codebook)
+    assert (cb.k, cb.dim, cb.metric) == (48, 64, "cosine")
+    r = cb.recipe
+    assert (r["family"], r["variant"], r["layer"], r["patch"]) == ("core-dino", "n", 16, 8)
+    assert (r["gsd"], r["tile"], r["border"], r["weights_sha256"]) == (0.25, 40, 4, "random-seed0")
+    assert r["n_features"] == 30000 and r["features_seen"] > 30000
+    assert cb.colors.shape == (48, 3) and len({tuple(c) for c in cb.colors.tolist()}) > 40
+
+
+def test_cog_layout_colours_and_provenance(demo_result, codebook):
+    result, out = demo_result
+    o = read(out)
+    cb = Codebook.load(codebook)
+    assert o["layout"] == "COG" and o["overviews"] >= 1
+    assert o["dtype"] == gdal.GDT_Byte and o["nodata"] == 255  # k = 48 <= 255
+    for cid in result.classes:
+        assert o["ct"].GetColorEntry(cid)[:3] == tuple(cb.colors[cid])
+    assert o["tags"]["CODEBOOK_SHA256"] == cb.sha256 and o["tags"]["MODEL"] == "core-dino:n@16"
+    assert o["tags"]["GSD"] == "0.25" and o["tags"]["TILE_PATCHES"] == "40"
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_georeference_matches_the_input_and_covers_it_fully(demo_result, demo_raster):
+    result, out = demo_result
+    o = read(out)
+    src = gdal.Open(str(demo_raster))
+    sgt = src.GetGeoTransform()
+    assert osr.SpatialReference(wkt=o["wkt"]).IsSame(osr.SpatialReference(wkt=src.GetProjection()))
+    assert o["gt"] == pytest.approx((sgt[0], 0.25 * PATCH, 0, sgt[3], 0, -0.25 * PATCH))
+    assert o["size"] == (1536 // PATCH, 1536 // PATCH)
+    a = o["array"]
+    assert (a != 255).all()  # every cell of a fully valid raster is classified, margins included
+    assert sum(result.classes.values()) == a.size
+    counts = np.bincount(a.ravel(), minlength=48)
+    assert {i: int(n) for i, n in enumerate(counts) if n} == result.classes
+    assert len(result.classes) > 20 and counts.max() < 0.5 * a.size  # a varied scene, not one blob
+
+
+def test_collar_becomes_nodata_and_footprint_is_classified(tmp_path, data, codebook):
+    path = data / "caranavi_collar_0p25m.tif"
+    out = tmp_path / "caranavi.tif"
+    classify(ClassifyParams(str(path), str(out), ClassifyOptions(codebook=codebook)))
+    a = read(out)["array"]
+    src = gdal.Open(str(path)).ReadAsArray().any(axis=0)
+    h, w = src.shape[0] // PATCH, src.shape[1] // PATCH
+    blocks = src[:h * PATCH, :w * PATCH].reshape(h, PATCH, w, PATCH).mean(axis=(1, 3))
+    assert ((a[:h, :w] == 255) == (blocks < 0.5)).all()
+    assert (a[:h, :w][blocks == 1] != 255).all() and 0.2 < (a == 255).mean() < 0.5
+
+
+def test_same_input_same_output(tmp_path, demo_raster, demo_result, codebook):
+    _, first = demo_result
+    again = tmp_path / "again.tif"
+    classify(ClassifyParams(str(demo_raster), str(again), ClassifyOptions(codebook=codebook, batch_size=3)))
+    a, b = read(first)["array"], read(again)["array"]
+    assert (a == b).mean() > 0.999
+
+
+def test_rgb_rendering_and_qml_sidecar(demo_result):
+    result, out = demo_result
+    rgb = gdal.Open(result.rgb_output)
+    assert rgb.RasterCount == 4 and rgb.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+    qml = out.with_suffix(".qml").read_text()
+    assert qml.count("<paletteEntry") == len(result.classes)
+
+
+def test_geographic_pan_and_rgbn_inputs(tmp_path, data, codebook):
+    pan = tmp_path / "pan.tif"
+    classify(ClassifyParams(str(data / "lasvegas_pan_uint16_4326.tif"), str(pan), ClassifyOptions(codebook=codebook)))
+    srs = osr.SpatialReference(wkt=read(pan)["wkt"])
+    srs.AutoIdentifyEPSG()
+    assert srs.GetAuthorityCode(None) == "32611"
+    assert (read(pan)["array"] != 255).mean() > 0.85
+
+
+def test_mismatched_weights_are_an_error(tmp_path, demo_raster, codebook):
+    import torch
+    from coredino.encoders.yolo import build_yolo_backbone
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    torch.save(build_yolo_backbone("n").state_dict(), other)
+    with pytest.raises(UserError, match="fit"):
+        classify(ClassifyParams(str(demo_raster), str(tmp_path / "x.tif"),
+                                ClassifyOptions(codebook=codebook, weights=str(other))))
+    assert not list(tmp_path.glob("*.tif*"))
+
+
+def test_cancel_leaves_no_output(tmp_path, demo_raster, codebook):
+    cancel = threading.Event()
+
+    def on_progress(fraction, message):
+        if fraction > 0.1:
+            cancel.set()
+
+    out = tmp_path / "cancelled.tif"
+    with pytest.raises(Cancelled):
+        classify(ClassifyParams(str(demo_raster), str(out), ClassifyOptions(codebook=codebook, batch_size=1)),
+                 Progress(on_progress, cancel))
+    assert list(tmp_path.iterdir()) == []

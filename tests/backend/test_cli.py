@@ -1,0 +1,58 @@
+"""The `coredino` command as a user runs it: bundled defaults, quicklook, clear errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+COREDINO = [str(Path(sys.executable).with_name("coredino"))]
+
+
+def run(*args):
+    return subprocess.run(COREDINO + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+
+
+def test_classify_with_no_option_uses_the_bundled_model_and_codebook(tmp_path, demo_raster):
+    out = tmp_path / "demo_classes.tif"
+    done = run("classify", demo_raster, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert "clusters over 9216 cells" in done.stdout  # 1536 px at 0.25 m, 16 px patches: 96 x 96
+    ds = gdal.Open(str(out))
+    assert ds.GetRasterBand(1).DataType == gdal.GDT_UInt16  # k = 6000 > 255
+    assert ds.GetMetadataItem("MODEL") == "core-dino:n@19" and ds.GetMetadataItem("K") == "6000"
+    ids = ds.ReadAsArray()
+    assert (ids < 6000).all() and len(np.unique(ids)) > 100
+    look = tmp_path / "look.png"
+    assert run("quicklook", out, "--source", demo_raster, "-o", look, "--side", "256").returncode == 0
+    png = gdal.Open(str(look))
+    assert (png.RasterXSize, png.RasterYSize, png.RasterCount) == (256 * 2 + 8, 256, 3)
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path, demo_raster):
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(demo_raster.read_bytes()[:3000])
+    for bad in (tmp_path / "missing.tif", corrupt):
+        done = run("classify", bad, "-o", tmp_path / "out.tif")
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert lines[-1].startswith(f"coredino: error: {bad}") and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.tif").exists()
+    done = run("classify", demo_raster, "-o", tmp_path / "o.tif", "--codebook", corrupt)
+    assert done.returncode == 2 and "corrupt.tif" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_info_reports_device_and_codebook():
+    done = run("info")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["device"] == "cpu" and "core-dino" in info["model_families"]
+    assert info["codebook"]["k"] == 6000
+
+
+def test_help_lists_every_command():
+    done = run("--help")
+    for command in ("classify", "batch", "fit-codebook", "quicklook", "info"):
+        assert command in done.stdout
