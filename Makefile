@@ -6,7 +6,7 @@ export YOLO_OFFLINE ?= 1
 export YOLO_VERBOSE := False
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean package
 
 install:
 	@VENV=$(VENV) bash tools/setup.sh
@@ -21,3 +21,16 @@ test: install
 
 clean:
 	rm -rf out .pytest_cache
+
+# QGIS plugin zip: dist/coredino_qgis-<version>.zip holding coredino_qgis/ with metadata.txt inside
+# (the layout of Plugins > Manage and Install Plugins > Install from ZIP); no __pycache__.
+PLUGIN_VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
+PLUGIN_STAGE := build/plugin-package
+package:
+	@rm -rf $(PLUGIN_STAGE) && mkdir -p $(PLUGIN_STAGE) dist
+	@cp -r coredino_qgis $(PLUGIN_STAGE)/coredino_qgis && cp metadata.txt $(PLUGIN_STAGE)/coredino_qgis/metadata.txt
+	@find $(PLUGIN_STAGE) \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+	@rm -f dist/coredino_qgis-$(PLUGIN_VERSION).zip
+	@cd $(PLUGIN_STAGE) && python3 -c "import shutil; shutil.make_archive('$(CURDIR)/dist/coredino_qgis-$(PLUGIN_VERSION)', 'zip', '.', 'coredino_qgis')"
+	@rm -rf $(PLUGIN_STAGE) && rmdir build 2>/dev/null || true
+	@echo "dist/coredino_qgis-$(PLUGIN_VERSION).zip: in QGIS, Plugins > Manage and Install Plugins > Install from ZIP"

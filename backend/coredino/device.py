@@ -6,11 +6,23 @@ import contextlib
 
 import torch
 
+from .errors import UserError
+
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks cuda > mps > cpu; an explicit name is honoured as given."""
+    """``auto`` picks cuda > mps > cpu; an explicit name is honoured if that device exists."""
     if requested != "auto":
-        return torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise UserError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and (not torch.cuda.is_available()
+                                      or (device.index or 0) >= torch.cuda.device_count()):
+            raise UserError(f"device {requested!r} is not available here "
+                            f"({torch.cuda.device_count()} CUDA GPUs); use --device auto or cpu")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise UserError("device 'mps' is not available here; use --device auto or cpu")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

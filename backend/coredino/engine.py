@@ -73,6 +73,8 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     start = time.perf_counter()
     progress = progress or Progress()
     opts = params.options
+    if opts.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {opts.batch_size}")
     codebook = codebook or load_codebook(opts.codebook)
     encoder = encoder or encoder_for(codebook, opts)
     recipe = codebook.recipe
@@ -139,6 +141,8 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
     progress = progress or Progress()
     if params.metric not in ("cosine", "l2"):
         raise UserError(f"unknown metric {params.metric!r}; use cosine or l2")
+    if min(params.k, params.niter, params.batch_size, params.max_features) < 1:
+        raise UserError("--k, --niter, --batch-size and --max-features must be at least 1")
     encoder = build_encoder(params.model, pick_device(params.device))
     reservoir = Reservoir(params.max_features, encoder.dim, params.seed)
     n = len(params.inputs)
@@ -155,7 +159,8 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
             raster.close()
     progress.update(0.6, f"k-means on {min(reservoir.seen, params.max_features)} features")
     sample = reservoir.sample()
-    centroids = fit_kmeans(sample, params.k, params.metric, params.seed, params.niter)
+    centroids = fit_kmeans(sample, params.k, params.metric, params.seed, params.niter,
+                           progress.scaled(0.6, 0.9))
     progress.update(0.9, "colouring centroids (t-SNE)")
     colors = centroid_colors(centroids, params.metric, params.seed)
     recipe = build_recipe(encoder.recipe(), tile=params.tile, border=params.border, gsd=params.gsd,

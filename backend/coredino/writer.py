@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 from osgeo import gdal
 
+from .errors import UserError
 from .raster import Grid
 from .styling import write_qml
 
@@ -44,13 +45,17 @@ class ClassWriter:
         self.colors = colors
         self.tags = tags
         self.counts = np.zeros(self.k, np.int64)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._scratch = self._temp(".scratch.tif")
         dtype = gdal.GDT_Byte if self.nodata == 255 else gdal.GDT_UInt16
         options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=DEFLATE",
                    "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]
-        self._ds = gdal.GetDriverByName("GTiff").Create(str(self._scratch), grid.width, grid.height,
-                                                        1, dtype, options)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._ds = gdal.GetDriverByName("GTiff").Create(str(self._scratch), grid.width,
+                                                            grid.height, 1, dtype, options)
+        except (OSError, RuntimeError) as exc:
+            raise UserError(f"{self.path}: cannot write there ({str(exc).splitlines()[0]}); "
+                            f"choose another output folder") from None
         self._ds.SetGeoTransform(grid.geotransform)
         self._ds.SetProjection(grid.wkt)
         band = self._ds.GetRasterBand(1)

@@ -132,3 +132,45 @@ def test_cancel_leaves_no_output(tmp_path, demo_raster, codebook):
         classify(ClassifyParams(str(demo_raster), str(out), ClassifyOptions(codebook=codebook, batch_size=1)),
                  Progress(on_progress, cancel))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dinov2_with_registers_end_to_end(tmp_path, data):
+    """A tiny random DINOv2-with-registers saved in the HF folder format: fit, then classify."""
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    from coredino.encoders import ModelSpec
+    from coredino.engine import fit_codebook
+    from coredino.params import FitParams
+
+    folder = tmp_path / "dinov2-reg-tiny"
+    config = Dinov2WithRegistersConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=96, patch_size=14, image_size=224,
+                                       num_register_tokens=4)
+    Dinov2WithRegistersModel(config).save_pretrained(folder)
+    image = str(data / "kampala_0p30m_3857.tif")
+    book = str(tmp_path / "dino.codebook.npz")
+    fit_codebook(FitParams([image], book, ModelSpec("dinov2", str(folder), "", None), gsd=0.25,
+                           tile=16, border=3, k=12, max_features=5000, niter=5, device="cpu"))
+    assert Codebook.load(book).recipe["normalisation"] == "imagenet"
+    out = tmp_path / "kampala_dino.tif"
+    result = classify(ClassifyParams(image, str(out), ClassifyOptions(codebook=book)))
+    o = read(out)
+    assert o["gt"][1] == pytest.approx(0.25 * 14) and o["tags"]["MODEL"].startswith("dinov2:")
+    assert len(result.classes) > 3 and (o["array"] != 255).mean() > 0.8
+
+
+def test_unavailable_device_or_bad_batch_size_is_a_user_error(tmp_path, demo_raster, codebook):
+    for options, expected in ((dict(device="cuda:7"), "not available here"),
+                              (dict(device="tpu9"), "unknown device"),
+                              (dict(batch_size=0), "--batch-size")):
+        with pytest.raises(UserError, match=expected):
+            classify(ClassifyParams(str(demo_raster), str(tmp_path / "x.tif"),
+                                    ClassifyOptions(codebook=codebook, **options)))
+    assert not list(tmp_path.iterdir())
+
+
+def test_unwritable_output_is_a_user_error(tmp_path, demo_raster, codebook):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder is expected")
+    with pytest.raises(UserError, match="cannot write there"):
+        classify(ClassifyParams(str(demo_raster), str(blocker / "out.tif"), ClassifyOptions(codebook=codebook)))

@@ -12,7 +12,9 @@ COREDINO = [str(Path(sys.executable).with_name("coredino"))]
 
 
 def run(*args):
-    return subprocess.run(COREDINO + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+    # from another folder: the bundled codebook finds its weights wherever the command runs
+    return subprocess.run(COREDINO + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=300, cwd="/")
 
 
 def test_classify_with_no_option_uses_the_bundled_model_and_codebook(tmp_path, demo_raster):

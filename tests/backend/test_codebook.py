@@ -10,7 +10,8 @@ from osgeo import gdal
 
 from coredino.codebook import (Assigner, Codebook, Reservoir, assign, build_recipe,
                                centroid_colors, fit_kmeans)
-from coredino.errors import UserError
+from coredino.errors import Cancelled, UserError
+from coredino.progress import Progress
 
 ENCODER = {"family": "core-dino", "variant": "n", "layer": 19, "patch": 8, "dim": 192,
            "normalisation": "rgb01", "weights_sha256": "ab" * 32, "weights_uri": "student.pt"}
@@ -105,8 +106,8 @@ def lloyd_means(x: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
 def test_kmeans_is_deterministic_and_uses_every_point(feats, metric):
     # 3969 points and k = 4: faiss's default would cluster a 1024-point subsample.
-    a = fit_kmeans(feats, 4, metric, seed=3, niter=60)
-    b = fit_kmeans(feats, 4, metric, seed=3, niter=60)
+    a = fit_kmeans(feats, 4, metric, seed=3, niter=40)
+    b = fit_kmeans(feats, 4, metric, seed=3, niter=40)
     assert a.dtype == np.float32 and a.shape == (4, 192)
     np.testing.assert_array_equal(a, b)
     x = feats / np.linalg.norm(feats, axis=1, keepdims=True) if metric == "cosine" else feats
@@ -115,17 +116,34 @@ def test_kmeans_is_deterministic_and_uses_every_point(feats, metric):
     # Converged Lloyd on all points: each centroid is the mean of ALL points nearest to it ...
     np.testing.assert_allclose(a, lloyd_means(x, a, metric), atol=1e-4)
     # ... which centroids fitted to faiss's default subsample are not.
-    km = faiss.Kmeans(192, 4, niter=60, seed=3, spherical=metric == "cosine")
+    km = faiss.Kmeans(192, 4, niter=40, seed=3, spherical=metric == "cosine")
     km.train(x)
     assert np.abs(km.centroids - lloyd_means(x, km.centroids, metric)).max() > 1e-3
 
 
-def test_kmeans_iterations_equal_one_faiss_call_and_seed_matters(feats):
-    ours = fit_kmeans(feats, 16, "l2", seed=5, niter=6)
-    km = faiss.Kmeans(192, 16, niter=6, seed=5, max_points_per_centroid=10**6)
-    km.train(feats)
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_kmeans_iterations_equal_one_faiss_call_and_seed_matters(feats, metric):
+    ours = fit_kmeans(feats, 16, metric, seed=5, niter=6)
+    x = feats / np.linalg.norm(feats, axis=1, keepdims=True) if metric == "cosine" else feats
+    km = faiss.Kmeans(192, 16, niter=6, seed=5, max_points_per_centroid=10**6,
+                      spherical=metric == "cosine")
+    km.train(x)
     np.testing.assert_array_equal(ours, km.centroids)
-    assert not np.array_equal(ours, fit_kmeans(feats, 16, "l2", seed=6, niter=6))
+    assert not np.array_equal(ours, fit_kmeans(feats, 16, metric, seed=6, niter=6))
+
+
+def test_kmeans_reports_progress_and_can_be_cancelled(feats):
+    seen = []
+    progress = Progress(callback=lambda fraction, message: seen.append(fraction))
+    fit_kmeans(feats, 8, "l2", seed=0, niter=4, progress=progress)
+    assert seen == [0, 0.25, 0.5, 0.75, 1]
+
+    def cancel_after_two(fraction: float, message: str) -> None:
+        if fraction >= 0.5:
+            progress.cancel.set()
+    progress = Progress(callback=cancel_after_two)
+    with pytest.raises(Cancelled):
+        fit_kmeans(feats, 8, "l2", seed=0, niter=4, progress=progress)
 
 
 def test_kmeans_too_few_features(feats):
@@ -146,7 +164,7 @@ def test_assign_equals_brute_force(codebook, feats, metric):
     assert ids.dtype == torch.long
     np.testing.assert_array_equal(ids.numpy(), expected)
     np.testing.assert_array_equal(assign(t, tc, metric, chunk=7).numpy(), expected)
-    # low precision with float32 re-ranking gives the float32 ids of the rounded features
+    # bfloat16 features (the encoder's autocast output) get the float32 ids of their values
     low = t.to(torch.bfloat16)
     np.testing.assert_array_equal(assign(low, tc, metric, chunk=1000), assign(low.float(), tc, metric))
 
@@ -159,16 +177,16 @@ def test_assigner_matches_assign(codebook, feats):
     torch.testing.assert_close(assigner(t.double()), expected)
 
 
-def test_colors_deterministic_and_similar_centroids_look_alike(rgb):
-    centroids = fit_kmeans(patches(rgb, 8, 8), 128, "l2", seed=0, niter=10)
+def test_colors_deterministic_and_similar_centroids_look_alike(feats):
+    centroids = fit_kmeans(feats, 256, "l2", seed=0, niter=10)
     colors = centroid_colors(centroids, "l2", seed=0)
-    assert colors.shape == (128, 3) and colors.dtype == np.uint8
+    assert colors.shape == (256, 3) and colors.dtype == np.uint8
     np.testing.assert_array_equal(colors, centroid_colors(centroids, "l2", seed=0))
     d = ((centroids[:, None] - centroids[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     rgbf = colors.astype(np.float64)
     near = np.linalg.norm(rgbf - rgbf[d.argmin(1)], axis=1).mean()
-    pairs = np.random.default_rng(0).integers(0, 128, (2000, 2))
+    pairs = np.random.default_rng(0).integers(0, 256, (2000, 2))
     random = np.linalg.norm(rgbf[pairs[:, 0]] - rgbf[pairs[:, 1]], axis=1).mean()
     assert near < 0.5 * random
     assert colors.min() == 0 and colors.max() == 255

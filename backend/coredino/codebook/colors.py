@@ -5,13 +5,21 @@ from __future__ import annotations
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
 from .kmeans import normalise_rows
 
 PCA_DIMS = 50  # t-SNE's neighbour search on 50 PCA dims instead of d: faster, same picture
 MIN_TSNE_K = 5  # below this t-SNE is meaningless: PCA straight to 3-D
-TSNE_ITER = 1000
-TSNE_ANGLE = 0.5
+# Large codebooks trade t-SNE precision for time. 6000 x 768 on one core: 1000 iterations at
+# angle 0.5 (sklearn's defaults) take 131 s, at 0.8 55 s, 500 at 0.8 40 s; the neighbourhoods kept
+# are the same (trustworthiness@10 on 2000 real centroids: 0.973, 0.974, 0.972). Small ones keep
+# the defaults: at k = 128 the shorter run leaves similar centroids with visibly unlike colours.
+LARGE_K = 1000
+LARGE_K_TSNE = dict(max_iter=500, angle=0.8)
+SMALL_K_TSNE = dict(max_iter=1000, angle=0.5)
+# Small codebooks run t-SNE on one thread: more only spin-wait on each other (128 points on a busy
+# 2-core machine: 30 s with 2 threads, 0.6 s with 1; OMP_WAIT_POLICY=PASSIVE also cures it).
 
 
 def _scale_to_rgb(emb: np.ndarray) -> np.ndarray:
@@ -39,6 +47,8 @@ def centroid_colors(centroids: np.ndarray, metric: str, seed: int) -> np.ndarray
         return _scale_to_rgb(emb)
     if d > PCA_DIMS:
         x = PCA(n_components=min(PCA_DIMS, k), random_state=seed).fit_transform(x)
+    large = k >= LARGE_K
     tsne = TSNE(n_components=3, perplexity=min(30.0, (k - 1) / 3), method="barnes_hut",
-                init="pca", random_state=seed, max_iter=TSNE_ITER, angle=TSNE_ANGLE)
-    return _scale_to_rgb(tsne.fit_transform(x))
+                init="pca", random_state=seed, **(LARGE_K_TSNE if large else SMALL_K_TSNE))
+    with threadpool_limits(limits=None if large else 1, user_api="openmp"):
+        return _scale_to_rgb(tsne.fit_transform(x))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
-import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -16,6 +14,8 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
+from ..atomic import atomic_open
+from ..encoders.weights import sha256_file
 from ..errors import UserError
 
 FORMAT = "coredino-codebook/1"
@@ -87,28 +87,16 @@ class Codebook:
     def sha256(self) -> Optional[str]:
         """SHA-256 of the file this codebook was loaded from or saved to (None if neither)."""
         if self._sha256 is None and self.path is not None:
-            digest = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            self._sha256 = digest.hexdigest()
+            self._sha256 = sha256_file(self.path)
         return self._sha256
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one compressed ``.npz``; a temporary file in the same folder is renamed when complete."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "xb") as f:
-                np.savez_compressed(
-                    f, format=np.array(FORMAT), centroids=self.centroids, colors=self.colors,
-                    metric=np.array(self.metric), recipe=np.array(json.dumps(self.recipe)))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as f:
+            np.savez_compressed(
+                f, format=np.array(FORMAT), centroids=self.centroids, colors=self.colors,
+                metric=np.array(self.metric), recipe=np.array(json.dumps(self.recipe)))
         self.path, self._sha256 = path, None
 
     @classmethod

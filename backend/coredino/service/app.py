@@ -1,0 +1,135 @@
+"""The FastAPI app of protocol version 1: health, capabilities and jobs, behind a bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Optional
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from .. import __version__, engine
+from ..codebook import Codebook
+from ..device import describe, pick_device
+from ..encoders import FAMILIES
+from ..errors import UserError
+from .jobs import JobQueue
+from .schemas import Capabilities, CodebookInfo, Health, JobList, JobRecord, JobSpec, QueueInfo
+
+PROTOCOL_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
+    """The app; its job worker starts and stops with the server (the ASGI lifespan)."""
+    jobs = JobQueue()
+    codebooks = CodebookCatalogue(codebook_dirs)
+    bearer = HTTPBearer(auto_error=False, description="the token `coredino serve` wrote to its token file")
+
+    def authorised(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not secrets.compare_digest(given, token.encode()):
+            raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"}, detail=(
+                "missing or wrong token: send 'Authorization: Bearer <token>' with the token this "
+                "backend wrote to its token file (it changes at every start; see service.json)"))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        jobs.start()
+        yield
+        await asyncio.to_thread(jobs.close)
+
+    app = FastAPI(title="coredino backend", version=__version__, lifespan=lifespan, redoc_url=None,
+                  description="Classify aerial rasters with the coredino engine; see docs/protocol.md.")
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorised)],
+                   responses={401: {"description": "missing or wrong token"}})
+
+    @app.get("/v1/health", tags=["service"])
+    def health() -> Health:
+        """Whether a backend answers here (no token needed)."""
+        return Health(ok=True, protocol=PROTOCOL_VERSION)
+
+    @v1.get("/capabilities", tags=["service"])
+    def capabilities() -> Capabilities:
+        """Device, model families, codebooks and queue of this backend."""
+        running, queued = jobs.status()
+        info = describe(pick_device("auto"))
+        return Capabilities(
+            protocol=PROTOCOL_VERSION, version=__version__, device=info["device"],
+            gpu=info.get("gpu"), gpu_memory_gb=info.get("gpu_memory_gb"), torch=info["torch"],
+            model_families=sorted(FAMILIES), codebooks=codebooks.scan(),
+            queue=QueueInfo(running=running, queued=queued))
+
+    @v1.post("/jobs", status_code=202, tags=["jobs"])
+    def submit(spec: JobSpec) -> JobRecord:
+        """Queue a job; it runs after the jobs submitted before it."""
+        return JobRecord(**jobs.submit(spec.kind, spec.params))
+
+    @v1.get("/jobs", tags=["jobs"])
+    def list_jobs() -> JobList:
+        """Every job since the backend started, newest first."""
+        return JobList(jobs=[JobRecord(**record) for record in jobs.records()])
+
+    @v1.get("/jobs/{job_id}", tags=["jobs"], responses={404: {"description": "unknown job"}})
+    def get_job(job_id: str) -> JobRecord:
+        return JobRecord(**_found(jobs.get(job_id), job_id))
+
+    @v1.post("/jobs/{job_id}/cancel", tags=["jobs"], responses={404: {"description": "unknown job"}})
+    def cancel_job(job_id: str) -> JobRecord:
+        """Cancel a job: a queued one at once, a running one at its next progress step."""
+        return JobRecord(**_found(jobs.cancel(job_id), job_id))
+
+    app.include_router(v1)
+    return app
+
+
+def _found(record: Optional[dict], job_id: str) -> dict:
+    if record is None:
+        raise HTTPException(404, detail=f"no job {job_id} on this backend (jobs are forgotten when it restarts)")
+    return record
+
+
+class CodebookCatalogue:
+    """The bundled codebook plus ``*.codebook.npz`` in the given folders, rescanned on each call.
+
+    Descriptions are cached per file version; a file that does not load is skipped with one log line.
+    """
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = [Path(d) for d in dirs]
+        self._cache: dict[tuple[Path, int, int], Optional[CodebookInfo]] = {}
+
+    def scan(self) -> list[CodebookInfo]:
+        default = engine.DEFAULT_CODEBOOK.resolve()
+        paths = [default] + sorted(p.resolve() for d in self.dirs for p in d.glob("*.codebook.npz"))
+        infos = []
+        for path in dict.fromkeys(paths):  # unique, in order
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                log.warning("codebook %s skipped: %s", path, exc.strerror)
+                continue
+            key = (path, stat.st_mtime_ns, stat.st_size)
+            if key not in self._cache:
+                self._cache[key] = _describe(path, path == default)
+            if self._cache[key] is not None:
+                infos.append(self._cache[key])
+        return infos
+
+
+def _describe(path: Path, default: bool) -> Optional[CodebookInfo]:
+    try:
+        codebook = Codebook.load(path)
+    except UserError as exc:
+        log.warning("codebook skipped: %s", exc)
+        return None
+    summary, recipe = codebook.summary(), codebook.recipe
+    layer = f"@{recipe['layer']}" if recipe.get("layer") is not None else ""
+    return CodebookInfo(name=path.name, path=str(path), k=summary["k"], metric=summary["metric"],
+                        model=f"{recipe['family']}:{recipe['variant']}{layer}", gsd=summary["gsd"],
+                        patch=summary["patch"], tile=summary["tile"], border=summary["border"],
+                        default=default)

@@ -1,0 +1,67 @@
+"""Job parameters: the contract between the plugin's UIs (dock, Processing) and the backend.
+
+Each dataclass mirrors a parameter dataclass of the engine (``coredino.params``) and turns into
+the JSON job spec of docs/protocol.md with :meth:`spec`. Paths are paths on the backend's machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+
+@dataclass
+class ClassifyOptions:
+    codebook: Optional[str] = None  # None: the backend's default codebook
+    device: str = "auto"
+    batch_size: int = 8
+    bands: Optional[list[int]] = None
+    rgb: bool = False
+
+
+@dataclass
+class ClassifyJob:
+    input: str
+    output: str
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+    def spec(self) -> dict:
+        return {"kind": "classify", "params": asdict(self)}
+
+
+@dataclass
+class BatchJob:
+    input_dir: str
+    output_dir: str
+    pattern: str = "**/*.tif"
+    overwrite: bool = False
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+    def spec(self) -> dict:
+        return {"kind": "batch", "params": asdict(self)}
+
+
+@dataclass
+class FitCodebookJob:
+    inputs: list[str]
+    output: str
+    model: str = "core-dino:n"  # core-dino:<n|s|m|l|x>[@layer] or dinov2:<hub id or folder>
+    weights: str = "random"
+    k: int = 6000
+    gsd: Optional[float] = None  # None: the engine's default
+
+    def spec(self) -> dict:
+        family, _, variant = self.model.partition(":")
+        layer = None
+        if family == "core-dino":
+            variant, _, layer_text = variant.partition("@")
+            layer = int(layer_text) if layer_text else 19
+        params = {"inputs": list(self.inputs), "output": self.output, "k": int(self.k),
+                  "model": {"family": family, "variant": variant or "n", "weights": self.weights or "random",
+                            "layer": layer}}
+        if self.gsd:
+            params["gsd"] = float(self.gsd)
+        return {"kind": "fit-codebook", "params": params}
+
+
+FINAL_STATES = ("done", "failed", "cancelled")

@@ -1,0 +1,110 @@
+"""The plugin object QGIS loads: a toolbar/menu action for the dock, Settings, the Processing provider."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+
+try:  # Qt6: QAction lives in QtGui
+    from qgis.PyQt.QtGui import QAction
+except ImportError:  # Qt5
+    from qgis.PyQt.QtWidgets import QAction
+
+from .backend_process import BackendLauncher
+from .dock import CoredinoDock
+from .processing import job_runner
+from .processing.provider import CoredinoProvider
+from .settings_dialog import SettingsDialog
+
+MENU = "&coredino"
+ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
+
+
+class CoredinoPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.launcher: BackendLauncher | None = None
+        self.dock: CoredinoDock | None = None
+        self.provider: CoredinoProvider | None = None
+        self.dock_action: QAction | None = None
+        self.settings_action: QAction | None = None
+
+    # -- QGIS plugin interface -----------------------------------------------------------
+    def initProcessing(self):  # noqa: N802 (QGIS's name)
+        if self.provider is None:
+            self.provider = CoredinoProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):  # noqa: N802 (QGIS's name)
+        self.launcher = BackendLauncher()
+        job_runner.launcher = self.launcher
+        QgsApplication.instance().aboutToQuit.connect(self.launcher.stop)
+        self.initProcessing()
+
+        main_window = self.iface.mainWindow()
+        self.dock_action = QAction(QIcon(ICON), "coredino classes", main_window)
+        self.dock_action.setCheckable(True)
+        self.dock_action.setToolTip("Show the coredino dock: classify a raster layer without labels")
+        self.dock_action.toggled.connect(self.toggle_dock)
+        self.settings_action = QAction("Settings…", main_window)
+        self.settings_action.triggered.connect(self.show_settings)
+        self.iface.addToolBarIcon(self.dock_action)
+        self.iface.addPluginToRasterMenu(MENU, self.dock_action)
+        self.iface.addPluginToRasterMenu(MENU, self.settings_action)
+
+    def unload(self):
+        if self.dock is not None:
+            self.dock.shutdown()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        for action in (self.dock_action, self.settings_action):
+            if action is not None:
+                self.iface.removePluginRasterMenu(MENU, action)
+                self.iface.removeToolBarIcon(action)
+                action.deleteLater()
+        self.dock_action = self.settings_action = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.launcher is not None:
+            try:
+                QgsApplication.instance().aboutToQuit.disconnect(self.launcher.stop)
+            except (TypeError, RuntimeError):
+                pass
+            self.launcher.stop()  # only a backend this plugin started
+            self.launcher.deleteLater()
+            self.launcher = None
+        job_runner.launcher = None
+
+    # -- actions -------------------------------------------------------------------------
+    def ensure_dock(self) -> CoredinoDock:
+        if self.dock is None:
+            self.dock = CoredinoDock(self.iface, self.launcher, self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+            self.dock.visibilityChanged.connect(self._dock_visibility)
+        return self.dock
+
+    def toggle_dock(self, visible: bool) -> None:
+        if not visible:
+            if self.dock is not None:
+                self.dock.hide()
+            return
+        dock = self.ensure_dock()
+        dock.show()
+        dock.raise_()
+        dock.use_active_layer()
+        if dock.state == "idle" and not dock.connector.capabilities:
+            dock.refresh_backend()
+
+    def _dock_visibility(self, visible: bool) -> None:
+        if self.dock_action is not None and self.dock_action.isChecked() != visible:
+            self.dock_action.blockSignals(True)
+            self.dock_action.setChecked(visible)
+            self.dock_action.blockSignals(False)
+
+    def show_settings(self) -> None:
+        SettingsDialog(self.iface.mainWindow()).exec()

@@ -1,0 +1,45 @@
+"""What the coredino algorithms share: group, icon, help, and turning layers into backend paths."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsRasterLayer
+from qgis.PyQt.QtGui import QIcon
+
+from ..layer_export import local_raster_path
+
+ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
+
+
+class CoredinoAlgorithm(QgsProcessingAlgorithm):
+    NAME = ""
+    DISPLAY = ""
+    HELP = ""
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):
+        return self.DISPLAY
+
+    def shortHelpString(self):
+        return self.HELP + ("\n\nRuns in the coredino backend (`coredino serve`, found through "
+                            "~/.cache/coredino/service/service.json or started with the Python set in "
+                            "Plugins > coredino > Settings). Paths are paths on the backend's machine.")
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def createInstance(self):
+        return type(self)()
+
+
+def layer_path(layer: QgsRasterLayer, what: str) -> str:
+    path = local_raster_path(layer) if layer is not None else None
+    if not path:
+        name = layer.name() if layer is not None else what
+        raise QgsProcessingException(
+            f"{name} is not a local raster file; the backend reads files: save it first (Raster > Conversion > "
+            "Translate), or classify it from the coredino dock, which exports the map view.")
+    return path

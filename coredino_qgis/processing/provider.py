@@ -1,0 +1,29 @@
+"""The "coredino" Processing provider."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base_algorithm import ICON
+from .batch_classify_algorithm import BatchClassifyAlgorithm
+from .classify_algorithm import ClassifyAlgorithm
+from .fit_codebook_algorithm import FitCodebookAlgorithm
+
+
+class CoredinoProvider(QgsProcessingProvider):
+    def id(self):
+        return "coredino"
+
+    def name(self):
+        return "coredino"
+
+    def longName(self):
+        return "coredino: label-free classes from aerial rasters (runs in the coredino backend)"
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def loadAlgorithms(self):
+        for algorithm in (ClassifyAlgorithm(), BatchClassifyAlgorithm(), FitCodebookAlgorithm()):
+            self.addAlgorithm(algorithm)

@@ -1,0 +1,49 @@
+"""The plugin's settings, stored in QgsSettings under ``coredino/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from qgis.core import QgsSettings
+
+PREFIX = "coredino/"
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+@dataclass
+class PluginSettings:
+    """What the user configures in Plugins > coredino > Settings.
+
+    python:            Python executable of the environment where the backend is installed
+                       (``<project>/.venv/bin/python``); used to start ``coredino serve`` when no
+                       backend is running. Empty: the plugin never starts one.
+    url:               backend address. Empty: the running backend found through
+                       ``service.json``, else http://127.0.0.1:8765.
+    token_file:        file holding the backend's token. Empty: the one ``service.json`` names,
+                       else ``<coredino cache>/service/token``.
+    max_export_pixels: largest export (width x height) of a layer that is not a local file
+                       (XYZ, WMS, ...) at the codebook's GSD.
+    """
+
+    python: str = ""
+    url: str = ""
+    token_file: str = ""
+    max_export_pixels: int = 25_000_000
+
+    @classmethod
+    def load(cls) -> "PluginSettings":
+        s = QgsSettings()
+        values = {}
+        for f in fields(cls):
+            default = f.default
+            raw = s.value(PREFIX + f.name, default)
+            try:
+                values[f.name] = type(default)(raw) if raw is not None else default
+            except (TypeError, ValueError):
+                values[f.name] = default
+        return cls(**values)
+
+    def save(self) -> None:
+        s = QgsSettings()
+        for f in fields(self):
+            s.setValue(PREFIX + f.name, getattr(self, f.name))

@@ -1,0 +1,82 @@
+"""Fixtures for the plugin tests: a REAL backend (`coredino serve`) and plugin settings pointing at it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+COREDINO = VENV_BIN / "coredino"
+
+pytest.importorskip("qgis.core")
+if str(ROOT) not in sys.path:  # the plugin package lives at the repository root
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from plugin_test_helpers import Backend, backend_env, free_port, wait_for_health  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "desktop: starts the real QGIS desktop under Xvfb (slow, needs xvfb-run)")
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory) -> Backend:
+    """One real `coredino serve` for all plugin tests (on CPU here: jobs take seconds)."""
+    base = tmp_path_factory.mktemp("backend")
+    cache, codebooks = base / "cache", base / "codebooks"
+    codebooks.mkdir()
+    port = free_port()
+    log = base / "serve.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(COREDINO), "serve", "--port", str(port), "--token-file",
+                                    str(base / "token"), "--codebooks", str(codebooks)],
+                                   env=backend_env(cache), stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(log.read_text(errors="replace")) from None
+    yield Backend(url, port, base / "token", cache, codebooks, process, log)
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def plugin_settings(qgis_app):
+    """Restores the plugin's QgsSettings after the test; yields a function that sets them."""
+    from coredino_qgis.settings import PluginSettings
+
+    saved = PluginSettings.load()
+
+    def configure(**values) -> PluginSettings:
+        settings = PluginSettings(**values)
+        settings.save()
+        return settings
+
+    yield configure
+    saved.save()
+
+
+@pytest.fixture
+def use_backend(plugin_settings, backend):
+    """Plugin settings pointing at the session's backend (explicit URL and token file)."""
+    plugin_settings(url=backend.url, token_file=str(backend.token_file))
+    return backend
+
+
+@pytest.fixture
+def clean_project(qgis_app):
+    from qgis.core import QgsProject
+
+    QgsProject.instance().clear()
+    yield QgsProject.instance()
+    QgsProject.instance().clear()
