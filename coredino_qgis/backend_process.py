@@ -166,7 +166,7 @@ class BackendLauncher(QObject):
             return  # already starting: ready/failed will follow
         if not python:
             self.failed.emit(f"No coredino backend at {connection.url}: start one with `coredino serve` or "
-                             "set the Python to start it in Settings (Plugins > coredino > Settings).")
+                             "set the Python to start it in Settings (Raster > coredino > Settings).")
             return
         if not connection.is_local():
             self.failed.emit(f"No coredino backend answers at {connection.url}, and the plugin only starts "

@@ -56,7 +56,7 @@ def describe_failure(url: str, status: int, network_error, body: bytes, token_fi
         if network_error in _NOT_LISTENING or network_error is None:
             return Answer(False, 0, unreachable=True, error=(
                 f"No coredino backend at {url}: start one with `coredino serve` or set the Python "
-                "to start it in Settings (Plugins > coredino > Settings)."))
+                "to start it in Settings (Raster > coredino > Settings)."))
         return Answer(False, 0, unreachable=True, error=f"Cannot reach the coredino backend at {url} "
                                                         f"(network error {enum_text(network_error)}).")
     detail = _detail(body)

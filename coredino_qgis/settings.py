@@ -12,7 +12,7 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 
 @dataclass
 class PluginSettings:
-    """What the user configures in Plugins > coredino > Settings.
+    """What the user configures in Raster > coredino > Settings.
 
     python:            Python executable of the environment where the backend is installed
                        (``<project>/.venv/bin/python``); used to start ``coredino serve`` when no

@@ -1,4 +1,4 @@
-"""Plugins > coredino > Settings: where the backend is and how to start it."""
+"""Raster > coredino > Settings: where the backend is and how to start it."""
 
 from __future__ import annotations
 

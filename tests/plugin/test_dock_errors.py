@@ -47,7 +47,7 @@ def test_no_backend_listening(dock, qgis_iface, plugin_settings, tmp_path):
     plugin_settings(url=url, token_file=str(tmp_path / "token"))  # no Python: the plugin cannot start one
     status = run_and_wait(dock)
     assert status == (f"No coredino backend at {url}: start one with `coredino serve` or set the Python "
-                      "to start it in Settings (Plugins > coredino > Settings).")
+                      "to start it in Settings (Raster > coredino > Settings).")
     assert status in critical_messages(qgis_iface)
     assert dock.device_label.text() == "Backend: not connected"
     assert dock.run_button.isEnabled()
