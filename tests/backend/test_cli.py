@@ -21,10 +21,10 @@ def test_classify_with_no_option_uses_the_bundled_model_and_codebook(tmp_path, d
     out = tmp_path / "demo_classes.tif"
     done = run("classify", demo_raster, "-o", out)
     assert done.returncode == 0, done.stderr
-    assert "clusters over 9216 cells" in done.stdout  # 1536 px at 0.25 m, 16 px patches: 96 x 96
+    assert "clusters over 36864 cells" in done.stdout  # 1536 px at 0.25 m, 8 px patches: 192 x 192
     ds = gdal.Open(str(out))
     assert ds.GetRasterBand(1).DataType == gdal.GDT_UInt16  # k = 6000 > 255
-    assert ds.GetMetadataItem("MODEL") == "core-dino:n@19" and ds.GetMetadataItem("K") == "6000"
+    assert ds.GetMetadataItem("MODEL") == "core-dino:n@16" and ds.GetMetadataItem("K") == "6000"
     ids = ds.ReadAsArray()
     assert (ids < 6000).all() and len(np.unique(ids)) > 100
     look = tmp_path / "look.png"
@@ -56,5 +56,6 @@ def test_info_reports_device_and_codebook():
 
 def test_help_lists_every_command():
     done = run("--help")
-    for command in ("classify", "batch", "fit-codebook", "quicklook", "info"):
+    for command in ("classify", "batch", "fit-codebook", "quicklook", "info", "similar", "reclassify",
+                    "polygonize"):
         assert command in done.stdout

@@ -43,7 +43,7 @@ def test_dock_finds_the_backend_without_any_setting(qgis_iface, plugin_settings,
         assert spin_until(lambda: dock.state == IDLE, timeout=20)
         assert dock.status_label.text() == f"Connected to {backend.url}."
         assert dock.device_label.text() == "Backend: cpu · coredino 0.1.0"
-        assert "coredino-n-default (k 6000, 0.25 m, core-dino:n@19)" in [
+        assert "coredino-n-default (k 6000, 0.25 m, core-dino:n@16)" in [
             dock.codebook_combo.itemText(i) for i in range(dock.codebook_combo.count())]
     finally:
         dock.deleteLater()

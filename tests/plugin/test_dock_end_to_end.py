@@ -48,7 +48,7 @@ def test_run_adds_the_styled_result_in_a_group_above_the_source(dock, qgis_iface
     dock.run_clicked()
     assert spin_until(lambda: dock.state == IDLE and dock.result_layer is not None, timeout=150), dock.status_label.text()
     assert dock.device_label.text().startswith("Backend: cpu")
-    assert dock.codebook_combo.currentText().startswith("coredino-n-default (k 6000, 0.25 m, core-dino:n@19)")
+    assert dock.codebook_combo.currentText().startswith("coredino-n-default (k 6000, 0.25 m, core-dino:n@16)")
     assert dock.status_label.text().startswith("Done:")
 
     result = dock.result_layer

@@ -1,0 +1,74 @@
+"""Training checkpoints (resumable) and the exported core-dino backbone (engine format)."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+FORMAT = "coredino-train/1"
+CHECKPOINT = "checkpoint.pt"
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: dict, out_dir: str | os.PathLike) -> Path:
+    """Write ``checkpoint.pt`` atomically (a kill mid-write leaves the previous one intact)."""
+    path = Path(out_dir) / CHECKPOINT
+    _atomic_save({"format": FORMAT, **state, "rng": rng_state()}, path)
+    return path
+
+
+def load_checkpoint(out_dir: str | os.PathLike) -> dict | None:
+    """The checkpoint in ``out_dir``, or None when there is none."""
+    path = Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read the training checkpoint ({type(exc).__name__}); "
+                        f"delete it to start over") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path}: not a coredino training checkpoint; delete it or use another -o")
+    return ckpt
+
+
+def export_backbone(layers: nn.ModuleList, path: str | os.PathLike) -> Path:
+    """Save YOLO11 layers 0-22 under the upstream core-dino keys ``layers.N.…`` (CPU tensors)."""
+    path = Path(path)
+    state = {f"layers.{k}": v.detach().cpu().clone() for k, v in layers.state_dict().items()}
+    _atomic_save(state, path)
+    return path
