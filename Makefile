@@ -34,3 +34,11 @@ package:
 	@cd $(PLUGIN_STAGE) && python3 -c "import shutil; shutil.make_archive('$(CURDIR)/dist/coredino_qgis-$(PLUGIN_VERSION)', 'zip', '.', 'coredino_qgis')"
 	@rm -rf $(PLUGIN_STAGE) && rmdir build 2>/dev/null || true
 	@echo "dist/coredino_qgis-$(PLUGIN_VERSION).zip: in QGIS, Plugins > Manage and Install Plugins > Install from ZIP"
+
+# Benchmarks (docs/benchmarks.md): the engine against the reference pipeline, K-means and t-SNE at
+# codebook scale, memory and time on big mostly-empty mosaics. CPU: about 10 minutes; on a GPU the
+# scripts pick CUDA and GPU sizes (4M x 768 K-means, batch 256).
+bench: install
+	$(PY) bench/pipeline.py
+	$(PY) bench/kmeans.py --tsne
+	$(PY) bench/memory.py

@@ -46,6 +46,7 @@ class ClassifyRun(QObject):
         self.exported = ""
         self.result_layer: QgsRasterLayer | None = None
         self.job_id = ""
+        self.embeddings = False  # also write <output stem>_embeddings.tif
         self._cancelled = False
         self._over = False
 
@@ -84,7 +85,8 @@ class ClassifyRun(QObject):
         self._submit(path)
 
     def _submit(self, path: str) -> None:
-        options = ClassifyOptions(codebook=None if self.codebook.get("default") else self.codebook.get("path"))
+        options = ClassifyOptions(codebook=None if self.codebook.get("default") else self.codebook.get("path"),
+                                  embeddings=self.embeddings)
         spec = ClassifyJob(path, self.output, options).spec()
         self.status.emit("Submitting the job...")
         self.poller = JobPoller(self.client, self)

@@ -9,6 +9,7 @@ from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDockWidget,
     QFormLayout,
@@ -105,6 +106,12 @@ class CoredinoDock(QDockWidget):
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.setDialogTitle("Classified output (Cloud-Optimized GeoTIFF)")
         form.addRow("Output", self.output_widget)
+        self.embeddings_check = QCheckBox("Keep embeddings (for Find similar)", body)
+        self.embeddings_check.setChecked(True)
+        self.embeddings_check.setToolTip("Also write <output>_embeddings.tif: the patch embeddings on the same "
+                                         "grid, so the explore dock finds similar places without re-running "
+                                         "the model (about 64 bytes per cell).")
+        form.addRow("", self.embeddings_check)
         outer.addLayout(form)
 
         buttons = QHBoxLayout()
@@ -230,6 +237,7 @@ class CoredinoDock(QDockWidget):
             extent, crs = layer.extent(), layer.crs()
         self.current_run = ClassifyRun(self.connector.client, layer, self.output_widget.filePath(), codebook,
                                        extent, crs, PluginSettings.load().max_export_pixels, self)
+        self.current_run.embeddings = self.embeddings_check.isChecked()
         self.current_run.status.connect(self.set_status)
         self.current_run.progress.connect(lambda f: self.progress_bar.setValue(int(1000 * f)))
         self.current_run.finished.connect(self._finish)

@@ -17,6 +17,7 @@ class ClassifyOptions:
     batch_size: int = 8
     bands: Optional[list[int]] = None
     rgb: bool = False
+    embeddings: bool = False  # also write <output stem>_embeddings.tif (for Find similar)
 
 
 @dataclass
@@ -62,6 +63,44 @@ class FitCodebookJob:
         if self.gsd:
             params["gsd"] = float(self.gsd)
         return {"kind": "fit-codebook", "params": params}
+
+
+@dataclass
+class SimilarJob:
+    embeddings: str  # <classes>_embeddings.tif or the classification beside it
+    output: str
+    positives: list = field(default_factory=list)  # [x, y] in the classification's CRS
+    negatives: list = field(default_factory=list)
+
+    def spec(self) -> dict:
+        return {"kind": "similar", "params": {
+            "embeddings": self.embeddings, "output": self.output,
+            "positives": [[float(x), float(y)] for x, y in self.positives],
+            "negatives": [[float(x), float(y)] for x, y in self.negatives]}}
+
+
+@dataclass
+class ReclassifyJob:
+    input: str  # a classification COG
+    output: str
+    classes: dict = field(default_factory=dict)  # class name -> cluster ids
+    classes_file: Optional[str] = None
+
+    def spec(self) -> dict:
+        classes = {str(name): [int(i) for i in ids] for name, ids in self.classes.items()}
+        return {"kind": "reclassify", "params": {"input": self.input, "output": self.output,
+                                                 "classes": classes, "classes_file": self.classes_file}}
+
+
+@dataclass
+class PolygonizeJob:
+    input: str  # a class map (or a classification)
+    output: str  # .gpkg
+    class_name: Optional[str] = None
+    value: Optional[int] = None
+
+    def spec(self) -> dict:
+        return {"kind": "polygonize", "params": asdict(self)}
 
 
 FINAL_STATES = ("done", "failed", "cancelled")

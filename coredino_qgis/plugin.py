@@ -15,6 +15,7 @@ except ImportError:  # Qt5
 
 from .backend_process import BackendLauncher
 from .dock import CoredinoDock
+from .explore_dock import ExploreDock
 from .processing import job_runner
 from .processing.provider import CoredinoProvider
 from .settings_dialog import SettingsDialog
@@ -28,6 +29,8 @@ class CoredinoPlugin:
         self.iface = iface
         self.launcher: BackendLauncher | None = None
         self.dock: CoredinoDock | None = None
+        self.explore: ExploreDock | None = None
+        self.explore_action: QAction | None = None
         self.provider: CoredinoProvider | None = None
         self.dock_action: QAction | None = None
         self.settings_action: QAction | None = None
@@ -49,24 +52,36 @@ class CoredinoPlugin:
         self.dock_action.setCheckable(True)
         self.dock_action.setToolTip("Show the coredino dock: classify a raster layer without labels")
         self.dock_action.toggled.connect(self.toggle_dock)
+        self.explore_action = QAction(QIcon(ICON), "coredino explore", main_window)
+        self.explore_action.setCheckable(True)
+        self.explore_action.setToolTip("Explore a classification: inspect clusters, find similar places, "
+                                       "name classes")
+        self.explore_action.toggled.connect(self.toggle_explore)
         self.settings_action = QAction("Settings…", main_window)
         self.settings_action.triggered.connect(self.show_settings)
         self.iface.addToolBarIcon(self.dock_action)
         self.iface.addPluginToRasterMenu(MENU, self.dock_action)
+        self.iface.addToolBarIcon(self.explore_action)
+        self.iface.addPluginToRasterMenu(MENU, self.explore_action)
         self.iface.addPluginToRasterMenu(MENU, self.settings_action)
 
     def unload(self):
+        if self.explore is not None:
+            self.explore.shutdown()
+            self.iface.removeDockWidget(self.explore)
+            self.explore.deleteLater()
+            self.explore = None
         if self.dock is not None:
             self.dock.shutdown()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None
-        for action in (self.dock_action, self.settings_action):
+        for action in (self.dock_action, self.explore_action, self.settings_action):
             if action is not None:
                 self.iface.removePluginRasterMenu(MENU, action)
                 self.iface.removeToolBarIcon(action)
                 action.deleteLater()
-        self.dock_action = self.settings_action = None
+        self.dock_action = self.explore_action = self.settings_action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
@@ -99,6 +114,22 @@ class CoredinoPlugin:
         dock.use_active_layer()
         if dock.state == "idle" and not dock.connector.capabilities:
             dock.refresh_backend()
+
+    def toggle_explore(self, visible: bool) -> None:
+        if self.explore is None and visible:
+            self.explore = ExploreDock(self.iface, self.launcher, self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.explore)
+            self.explore.visibilityChanged.connect(self._explore_visibility)
+        if self.explore is not None:
+            self.explore.setVisible(visible)
+            if visible:
+                self.explore.raise_()
+
+    def _explore_visibility(self, visible: bool) -> None:
+        if self.explore_action is not None and self.explore_action.isChecked() != visible:
+            self.explore_action.blockSignals(True)
+            self.explore_action.setChecked(visible)
+            self.explore_action.blockSignals(False)
 
     def _dock_visibility(self, visible: bool) -> None:
         if self.dock_action is not None and self.dock_action.isChecked() != visible:

@@ -21,3 +21,7 @@ gdal_translate -q -of GTiff -co COMPRESS=DEFLATE -co TILED=YES -srcwin 300 200 2
 # RGB in EPSG:3857 with an OSM building mask on the same grid (0.30 m nominal).
 cp "$D/labelled/oam_osm_buildings/kampala_uganda_patch2_0p30m_image.tif" tests/data/kampala_0p30m_3857.tif
 cp "$D/labelled/oam_osm_buildings/kampala_uganda_patch2_0p30m_buildings_mask.tif" tests/data/kampala_0p30m_3857_buildings.tif
+# A larger Kampala patch (24 % buildings) for the find-similar test, with its OSM building mask.
+gdal_translate -q $jpeg_cog "$D/labelled/oam_osm_buildings/kampala_uganda_patch1_0p30m_image.tif" \
+  tests/data/kampala_patch1_0p30m_3857.tif
+cp "$D/labelled/oam_osm_buildings/kampala_uganda_patch1_0p30m_buildings_mask.tif" tests/data/kampala_patch1_0p30m_3857_buildings.tif

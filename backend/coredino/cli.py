@@ -17,6 +17,9 @@ EPILOG = """examples:
   coredino batch orthos/ out/ --pattern '**/*.tif'
   coredino fit-codebook a.tif b.tif -o my.codebook.npz --model core-dino:x --weights student.pt
   coredino quicklook scene_classes.tif --source scene.tif -o look.png
+  coredino classify scene.tif -o c.tif --embeddings && coredino similar c.tif -o sim.tif --positive=X,Y
+  coredino reclassify c.tif -o named.tif --class roofs=12,407 --class trees=3 --save-classes c.classes.json
+  coredino polygonize named.tif --class roofs -o roofs.gpkg
   coredino info
   coredino serve --port 8765 --codebooks ~/codebooks
 """
@@ -97,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--side", type=int, default=768, help="longest side of each panel in px (default: %(default)s)")
     q.set_defaults(run=_run_quicklook)
 
+    _explore_parsers(sub)
+
     i = sub.add_parser("info", help="device, models and codebook details")
     i.add_argument("--codebook", help="codebook to describe (default: the bundled one)")
     i.add_argument("--device", default="auto")
@@ -114,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--codebooks", nargs="+", action="extend", default=[], metavar="DIR",
                    help="folders scanned for *.codebook.npz (the bundled codebook is always offered)")
     s.set_defaults(run=_run_serve)
+
+    from .evaluate.commands import add_eval_parser
+    from .train.commands import add_train_parser
+    add_train_parser(sub)
+    add_eval_parser(sub)
     return p
 
 
@@ -124,6 +134,68 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default: %(default)s)")
     p.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
     p.add_argument("--rgb", action="store_true", help="also write <output>_rgb.tif, an RGBA rendering")
+    p.add_argument("--compile", action="store_true",
+                   help="run the encoder through torch.compile (pays off on long GPU runs; the first "
+                        "batch waits for the compilation)")
+    p.add_argument("--embeddings", action="store_true",
+                   help="also write <output>_embeddings.tif (PCA-reduced patch embeddings on the same "
+                        "grid) for `coredino similar`")
+
+
+def _explore_parsers(sub) -> None:
+    s = sub.add_parser("similar", help="similarity of every cell to clicked places (needs --embeddings)",
+                       description="Cosine similarity of every cell's embedding to a query made of "
+                                   "positive points (places like the ones you look for) minus negative "
+                                   "ones; writes a Float32 COG in [-1, 1] (nodata -2) and a .qml style. "
+                                   "Points are X,Y in the raster's CRS; write --positive=X,Y when X is "
+                                   "negative.")
+    s.add_argument("embeddings", help="<classes>_embeddings.tif, or the classification it was written beside")
+    s.add_argument("-o", "--output", required=True, help="similarity COG (.tif)")
+    s.add_argument("--positive", type=_point, action="append", required=True, metavar="X,Y")
+    s.add_argument("--negative", type=_point, action="append", default=[], metavar="X,Y")
+    s.set_defaults(run=_run_similar)
+
+    r = sub.add_parser("reclassify", help="named classes from cluster ids: class map, areas CSV",
+                       description="Map cluster ids to named classes: writes a Byte COG (0 unclassified, "
+                                   "1.. the classes in the order given, 255 nodata) with a colour table, "
+                                   "class names (metadata, a raster attribute table in .aux.xml, a .qml), "
+                                   "and <output>_areas.csv with each class's area in m2 and ha.")
+    r.add_argument("input", help="a classification COG written by `coredino classify`")
+    r.add_argument("-o", "--output", required=True, help="class map COG (.tif)")
+    r.add_argument("--class", dest="classes", type=_class_arg, action="append", default=[],
+                   metavar="NAME=ID,ID,...", help="a class and its cluster ids (repeat for more classes)")
+    r.add_argument("--classes-file", help="a .classes.json file (instead of --class)")
+    r.add_argument("--save-classes", metavar="FILE", help="also save the classes given to a .classes.json file")
+    r.set_defaults(run=_run_reclassify)
+
+    g = sub.add_parser("polygonize", help="one class (or cluster) as polygons in a GeoPackage",
+                       description="Trace the cells of one class of a class map (or one cluster id of a "
+                                   "classification) into polygons with area_m2 and area_ha attributes.")
+    g.add_argument("input", help="a class map from `coredino reclassify` (or a classification)")
+    g.add_argument("-o", "--output", required=True, help="GeoPackage (.gpkg)")
+    which = g.add_mutually_exclusive_group(required=True)
+    which.add_argument("--class", dest="class_name", help="class name (of a reclassified map)")
+    which.add_argument("--value", type=int, help="pixel value: a cluster id or a class value")
+    g.set_defaults(run=_run_polygonize)
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected X,Y in the raster's CRS") from None
+    return x, y
+
+
+def _class_arg(text: str) -> tuple[str, list[int]]:
+    name, _, ids = text.partition("=")
+    try:
+        values = [int(v) for v in ids.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not name.strip() or not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=ID,ID,... e.g. roofs=12,407")
+    return name.strip(), values
 
 
 def _bands(text: str) -> tuple[int, ...]:
@@ -136,18 +208,29 @@ def _bands(text: str) -> tuple[int, ...]:
 def _options(args: argparse.Namespace):
     from .params import ClassifyOptions
     return ClassifyOptions(codebook=args.codebook, weights=args.weights, device=args.device,
-                           batch_size=args.batch_size, bands=args.bands, rgb=args.rgb)
+                           batch_size=args.batch_size, bands=args.bands, rgb=args.rgb,
+                           embeddings=args.embeddings, compile=args.compile)
 
 
 @contextmanager
 def _bar(label: str) -> Iterator[Progress]:
+    """A progress bar on stderr, drawn from the first progress report (errors come bar-free)."""
     from tqdm import tqdm
-    with tqdm(total=1000, desc=label, unit="‰", leave=False, file=sys.stderr,
-              bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
-        def update(fraction: float, message: str) -> None:
-            bar.n = int(fraction * 1000)
-            bar.set_postfix_str(message, refresh=True)
+    bar = None
+
+    def update(fraction: float, message: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=1000, desc=label, leave=False, file=sys.stderr,
+                       bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+        bar.n = int(fraction * 1000)
+        bar.set_postfix_str(message, refresh=True)
+
+    try:
         yield Progress(callback=update)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _run_classify(args: argparse.Namespace) -> int:
@@ -162,6 +245,8 @@ def _run_classify(args: argparse.Namespace) -> int:
           f"in {result.seconds:.1f} s on {result.device}")
     if result.rgb_output:
         print(f"{result.rgb_output}: RGBA rendering")
+    if result.embeddings:
+        print(f"{result.embeddings}: embeddings for `coredino similar`")
     return 0
 
 
@@ -198,6 +283,48 @@ def _run_fit(args: argparse.Namespace) -> int:
 def _run_quicklook(args: argparse.Namespace) -> int:
     from .quicklook import quicklook
     print(quicklook(args.classes, args.output, args.source, args.side))
+    return 0
+
+
+def _run_similar(args: argparse.Namespace) -> int:
+    from .explore.similar import similar
+    from .params import SimilarParams
+    result = similar(SimilarParams(args.embeddings, args.output, args.positive, args.negative))
+    print(f"{result.output}: similarity of {result.cells} cells, {result.min:.3f} to {result.max:.3f} "
+          f"in {result.seconds:.2f} s")
+    return 0
+
+
+def _run_reclassify(args: argparse.Namespace) -> int:
+    from .errors import UserError
+    from .explore.classes import save_classes
+    from .explore.reclassify import reclassify
+    from .params import ReclassifyParams
+    if bool(args.classes) == bool(args.classes_file):
+        raise UserError("give the classes with --class NAME=ID,... or --classes-file FILE (one of them)")
+    classes: dict[str, list[int]] = {}
+    for name, ids in args.classes:
+        if name in classes:
+            raise UserError(f"--class {name} is given twice")
+        classes[name] = ids
+    result = reclassify(ReclassifyParams(args.input, args.output, classes, args.classes_file))
+    if args.save_classes:
+        from osgeo import gdal
+        tags = gdal.Open(result.output).GetMetadata()
+        save_classes(args.save_classes, json.loads(tags["CLASSES"]), tags.get("CODEBOOK_SHA256"))
+        print(f"{args.save_classes}: classes saved")
+    for row in result.classes:
+        print(f"{row.value:3d} {row.name}: {row.cells} cells, {row.area_m2:.0f} m2 ({row.area_ha:.3f} ha)")
+    print(f"{result.output}: class map; {result.csv}: areas")
+    return 0
+
+
+def _run_polygonize(args: argparse.Namespace) -> int:
+    from .explore.polygonize import polygonize
+    from .params import PolygonizeParams
+    result = polygonize(PolygonizeParams(args.input, args.output, args.class_name, args.value))
+    print(f"{result.output}: layer {result.layer}, {result.features} polygons, "
+          f"{result.area_m2:.0f} m2 ({result.area_ha:.3f} ha)")
     return 0
 
 

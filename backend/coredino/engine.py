@@ -6,6 +6,7 @@ parameter dataclasses of :mod:`coredino.params` and a :class:`~coredino.progress
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import time
@@ -23,7 +24,8 @@ from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colo
 from .device import pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .errors import UserError
-from .features import encode_raster, tile_grid
+from .explore.embeddings import EmbeddingWriter, embeddings_path
+from .features import encode_batches, tile_grid
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
 from .raster import open_raster
@@ -42,6 +44,7 @@ class ClassifyResult:
     device: str
     rgb_output: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    embeddings: Optional[str] = None  # <output stem>_embeddings.tif when options.embeddings
 
 
 @dataclass
@@ -90,21 +93,40 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         rgb_output = str(Path(params.output).with_name(Path(params.output).stem + "_rgb.tif")) \
             if opts.rgb else None
         tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
-        with ClassWriter(params.output, out_grid, codebook.colors, tags) as writer:
+        with ClassWriter(params.output, out_grid, codebook.colors, tags) as writer, \
+                _embedding_writer(params.output, out_grid, encoder.dim, tags, opts) as embed:
             n_tiles = 0
-            for encoded in encode_raster(raster, encoder, grid, opts.batch_size, progress.scaled(0, 0.95)):
-                feats, valid = encoded.core()
-                ids = assigner(feats.reshape(-1, feats.shape[-1])).reshape(valid.shape)
-                ids = np.where(valid, ids.cpu().numpy(), writer.nodata)
-                writer.write(encoded.tile.out_x, encoded.tile.out_y, ids)
-                n_tiles += 1
+            rows = _RowWriter(writer, grid.cells_x)
+            pending = None
+            for encoded in encode_batches(raster, encoder, grid, opts.batch_size,
+                                          progress.scaled(0, 0.95), compile=opts.compile):
+                # one assignment per batch on the encoder's device, valid core cells only; on
+                # CUDA the ids come back asynchronously and are written while the next batch runs
+                feats, keep = encoded.core_features()
+                ids = assigner(feats).to("cpu", non_blocking=True)
+                arrived = None
+                if feats.device.type == "cuda":
+                    arrived = torch.cuda.Event()
+                    arrived.record()
+                if embed is not None and len(feats):
+                    embed.add(encoded.tiles, feats, keep)
+                if pending is not None:
+                    _write_ids(rows, *pending)
+                pending = (encoded.tiles, keep, ids, arrived)
+                n_tiles += len(encoded.tiles)
+            if pending is not None:
+                _write_ids(rows, *pending)
+            rows.flush()
+            if embed is not None:  # published now, removed again if the class map then fails
+                embed.finish(progress.scaled(0.95, 0.96))
             progress.update(0.96, "writing COG")
             classes = writer.finish(rgb_output)
     finally:
         raster.close()
     progress.update(1.0, "done")
     return ClassifyResult(params.output, classes, n_tiles, time.perf_counter() - start,
-                          str(next(encoder.parameters()).device), rgb_output, raster.warnings)
+                          str(next(encoder.parameters()).device), rgb_output, raster.warnings,
+                          embeddings_path(params.output) if opts.embeddings else None)
 
 
 def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResult:
@@ -123,7 +145,8 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
         rel = Path(path).relative_to(root)
         output = Path(params.output_dir) / rel.parent / f"{rel.stem}_classes.tif"
         step = progress.scaled(i / len(inputs), (i + 1) / len(inputs))
-        if not params.overwrite and _made_with(output, codebook):
+        if not params.overwrite and _made_with(output, codebook) and (
+                not params.options.embeddings or os.path.isfile(embeddings_path(str(output)))):
             result.skipped.append(path)
             continue
         try:
@@ -152,15 +175,14 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
         try:
             grid = tile_grid(raster, encoder.patch, params.tile, params.border)
             step = progress.scaled(0.6 * i / n, 0.6 * (i + 1) / n)
-            for encoded in encode_raster(raster, encoder, grid, params.batch_size, step):
-                feats, valid = encoded.core()
-                reservoir.add(feats[torch.from_numpy(valid).to(feats.device)].cpu().numpy())
+            for encoded in encode_batches(raster, encoder, grid, params.batch_size, step):
+                reservoir.add(encoded.core_features()[0].cpu().numpy())
         finally:
             raster.close()
     progress.update(0.6, f"k-means on {min(reservoir.seen, params.max_features)} features")
     sample = reservoir.sample()
     centroids = fit_kmeans(sample, params.k, params.metric, params.seed, params.niter,
-                           progress.scaled(0.6, 0.9))
+                           progress.scaled(0.6, 0.9), device=params.device)
     progress.update(0.9, "colouring centroids (t-SNE)")
     colors = centroid_colors(centroids, params.metric, params.seed)
     recipe = build_recipe(encoder.recipe(), tile=params.tile, border=params.border, gsd=params.gsd,
@@ -173,6 +195,46 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
     codebook.save(params.output)
     progress.update(1.0, "done")
     return codebook
+
+
+def _embedding_writer(output: str, grid, dim: int, tags: dict[str, str], opts: ClassifyOptions):
+    """``<output stem>_embeddings.tif``'s writer when ``opts.embeddings``, else a no-op context (None)."""
+    if not opts.embeddings:
+        return contextlib.nullcontext()
+    return EmbeddingWriter(embeddings_path(output), grid, dim, tags)
+
+
+def _write_ids(rows: "_RowWriter", tiles: list, keep: np.ndarray, ids: torch.Tensor,
+               arrived: Optional["torch.cuda.Event"]) -> None:
+    """Put a batch's ids (nodata outside ``keep``) in the row buffer once they have arrived."""
+    if arrived is not None:
+        arrived.synchronize()
+    grid_ids = np.full(keep.shape, rows.writer.nodata, np.uint16)
+    grid_ids[keep] = ids.numpy()
+    for tile, tile_ids in zip(tiles, grid_ids):
+        ox, oy = tile.offset
+        rows.put(tile, tile_ids[oy:oy + tile.out_h, ox:ox + tile.out_w])
+
+
+class _RowWriter:
+    """Collects the ids of one row of tiles and writes the row in one call (few, large writes)."""
+
+    def __init__(self, writer: ClassWriter, width: int) -> None:
+        self.writer, self.width = writer, width
+        self.y: Optional[int] = None
+        self.row: Optional[np.ndarray] = None
+
+    def put(self, tile, ids: np.ndarray) -> None:
+        if tile.out_y != self.y:
+            self.flush()
+            self.y = tile.out_y
+            self.row = np.full((tile.out_h, self.width), self.writer.nodata, np.uint16)
+        self.row[:, tile.out_x:tile.out_x + tile.out_w] = ids
+
+    def flush(self) -> None:
+        if self.row is not None:
+            self.writer.write(0, self.y, self.row)
+        self.y, self.row = None, None
 
 
 def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, border: int,

@@ -1,7 +1,24 @@
-"""Stream a raster through an encoder tile by tile: the one loop behind classify and fit."""
+"""Stream a raster through an encoder tile by tile: the one loop behind classify and fit.
+
+Reading. Tiles overlap (their borders are context), so a row of neighbouring tiles is read as
+ONE window, in the raster's own dtype (uint8 for 8-bit imagery), by a reader thread while the
+model runs; the reader decides from the window's validity which tiles have a valid cell in their
+core. The window goes to the encoder's device as is (pinned and copied asynchronously on CUDA),
+is scaled to [0, 1] there and the tiles are cut from it with one gather: each pixel is read,
+copied and normalised once instead of up to four times. Tiles outside the raster's data coverage
+(the empty canvas of a VRT mosaic, sparse GeoTIFF tiles; see :meth:`RasterSource.coverage`) are
+skipped without being read, so time follows the valid area, not the canvas.
+
+Batches. The encoder sees ``batch_size`` tiles per forward pass (bf16 autocast on CUDA); the
+features of the whole batch stay on the device, and :meth:`EncodedBatch.core_features` hands the
+valid core cells of all its tiles to the caller in one tensor, so nearest-centroid assignment is
+one matmul per batch on the device. ``compile=True`` runs the encoder through ``torch.compile``
+(every batch padded to ``batch_size``: one static shape, one compilation).
+"""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -17,6 +34,7 @@ from .raster import RasterSource
 from .tiling import Tile, TileGrid
 
 MIN_VALID_FRACTION = 0.5  # a cell is valid when at least half of its pixels are
+MAX_RUN = 32  # tiles per read window: bounds the window's memory (about 1-30 MB) on any raster
 
 
 @dataclass
@@ -32,68 +50,252 @@ class EncodedTile:
         return self.features[oy:oy + h, ox:ox + w], self.valid[oy:oy + h, ox:ox + w]
 
 
+@dataclass
+class EncodedBatch:
+    tiles: list[Tile]
+    features: torch.Tensor  # (n, tile, tile, dim) float32 on the encoder's device
+    valid: np.ndarray  # (n, tile, tile) bool: cells with enough valid pixels
+
+    def keep(self) -> np.ndarray:
+        """(n, tile, tile) bool: the valid cells each tile writes (its core, clipped at the edges)."""
+        keep = np.zeros(self.valid.shape, bool)
+        for i, tile in enumerate(self.tiles):
+            ox, oy = tile.offset
+            keep[i, oy:oy + tile.out_h, ox:ox + tile.out_w] = True
+        return keep & self.valid
+
+    def core_features(self) -> tuple[torch.Tensor, np.ndarray]:
+        """Features (m, dim) on the device of the cells :meth:`keep` marks, in its C order.
+
+        A gather by indices uploaded asynchronously: nothing here waits for the device.
+        """
+        keep = self.keep()
+        index = torch.from_numpy(np.stack(np.nonzero(keep)))
+        if self.features.device.type == "cuda":
+            index = index.pin_memory()
+        b, y, x = index.to(self.features.device, non_blocking=True)
+        return self.features[b, y, x], keep
+
+    def __iter__(self) -> Iterator[EncodedTile]:
+        for i, tile in enumerate(self.tiles):
+            yield EncodedTile(tile, self.features[i], self.valid[i])
+
+
+@dataclass
+class _Run:
+    """Neighbouring tiles of one tile row, read as one window (what a reader hands over)."""
+
+    tiles: list[Tile]
+    cols: torch.Tensor  # (n,) first pixel column of each tile inside the window
+    values: torch.Tensor  # (3, side, width) as read: uint8, or float32 for other dtypes
+    valid: torch.Tensor  # (side, width) bool
+    cells: np.ndarray  # (n, tile, tile) bool cell validity of each tile
+    skipped: int  # tiles of the grid passed over before (and in) this run
+
+
 def tile_grid(raster: RasterSource, patch: int, tile: int, border: int) -> TileGrid:
     return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border)
 
 
+def reader_count(device: torch.device) -> int:
+    """Reader threads: one on the CPU (the model needs the cores), more to feed a GPU.
+
+    ``COREDINO_READERS`` overrides.
+    """
+    if os.environ.get("COREDINO_READERS", "").isdigit():
+        return max(1, int(os.environ["COREDINO_READERS"]))
+    if device.type == "cpu":
+        return 1
+    return max(1, min(4, (os.cpu_count() or 2) // 4))
+
+
 def encode_raster(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch_size: int,
                   progress: Optional[Progress] = None) -> Iterator[EncodedTile]:
-    """Yield every tile with at least one valid cell in its core, encoded.
+    """Yield every tile with at least one valid cell in its core, encoded (see :func:`encode_batches`)."""
+    for batch in encode_batches(raster, encoder, grid, batch_size, progress):
+        yield from batch
 
-    A reader thread cuts and stacks the next batch (GDAL releases the GIL) while the model runs.
+
+def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch_size: int,
+                   progress: Optional[Progress] = None, compile: bool = False,
+                   readers: Optional[int] = None) -> Iterator[EncodedBatch]:
+    """Yield batches of ``batch_size`` tiles (the last one shorter) with a valid cell in their core.
+
+    Tiles come in grid order whatever the number of reader threads.
     """
     device = next(encoder.parameters()).device
-    batches: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    reader = threading.Thread(target=_read_batches, daemon=True,
-                              args=(raster, grid, encoder.patch, batch_size, batches, stop))
-    reader.start()
+    model = torch.compile(encoder, dynamic=False) if compile else encoder
+    runs = _Readers(raster, grid, encoder.patch, device, readers or reader_count(device))
+    scale = _Scale(raster, device)
+    side = grid.tile * encoder.patch
     total, done = max(1, len(grid)), 0
+    tiles: list[Tile] = []
+    pixels: list[torch.Tensor] = []
+    valid: list[np.ndarray] = []
     try:
-        while (item := batches.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            tiles, pixels, valid, skipped = item
-            with torch.inference_mode(), autocast(device):
-                feats = encoder(torch.from_numpy(pixels).to(device, non_blocking=True))
-            feats = feats.float().permute(0, 2, 3, 1)
-            for i, tile in enumerate(tiles):
-                yield EncodedTile(tile, feats[i], valid[i])
-            done += len(tiles) + skipped
-            if progress is not None:
+        for run in runs:
+            done += run.skipped
+            if run.tiles:
+                tiles += run.tiles
+                pixels.append(_cut(scale(run.values.to(device, non_blocking=True),
+                                         run.valid.to(device, non_blocking=True)), run.cols, side))
+                valid.append(run.cells)
+            last = run is runs.last
+            while len(tiles) >= batch_size or (last and tiles):
+                n = min(batch_size, len(tiles))
+                stacked = torch.cat(pixels) if len(pixels) > 1 else pixels[0]
+                cells = np.concatenate(valid) if len(valid) > 1 else valid[0]
+                batch = EncodedBatch(tiles[:n], _encode(model, stacked[:n], device,
+                                                        batch_size if compile else n), cells[:n])
+                tiles, pixels, valid = tiles[n:], [stacked[n:]], [cells[n:]]
+                done += n
+                if progress is not None:
+                    progress.update(done / total, f"tile {done}/{total}")
+                yield batch
+            if progress is not None and not run.tiles:
                 progress.update(done / total, f"tile {done}/{total}")
     finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                batches.get(timeout=0.1)
-            except queue.Empty:
-                pass
+        runs.close()
 
 
-def _read_batches(raster: RasterSource, grid: TileGrid, patch: int, batch_size: int,
-                  out: queue.Queue, stop: threading.Event) -> None:
+def _encode(model: torch.nn.Module, pixels: torch.Tensor, device: torch.device,
+            size: int) -> torch.Tensor:
+    """(n, 3, s, s) -> (n, s/patch, s/patch, dim) float32; padded to ``size`` tiles for the model."""
+    n = pixels.shape[0]
+    if n < size:
+        pixels = torch.cat([pixels, pixels.new_zeros((size - n,) + pixels.shape[1:])])
+    with torch.inference_mode(), autocast(device):
+        feats = model(pixels)
+    return feats[:n].float().permute(0, 2, 3, 1)
+
+
+class _Scale:
+    """Read values to float32 [0, 1] on the device (the same arithmetic as :meth:`RasterSource.read`)."""
+
+    def __init__(self, raster: RasterSource, device: torch.device) -> None:
+        self.lo = self.span = None
+        if raster.stretch is not None:
+            lo, hi = raster.stretch
+            self.lo = torch.from_numpy(lo).to(device).view(3, 1, 1)
+            self.span = torch.from_numpy(hi - lo).to(device).view(3, 1, 1)
+
+    def __call__(self, values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        values = values.float()
+        if self.lo is None:
+            values = values * (1.0 / 255.0)
+        else:
+            values = ((values - self.lo) / self.span).clamp_(0.0, 1.0)
+        return torch.where(valid, values, 0.0)
+
+
+def _cut(window: torch.Tensor, cols: torch.Tensor, side: int) -> torch.Tensor:
+    """Tiles (n, 3, side, side) starting at ``cols`` of a (3, side, width) window: one gather."""
+    index = cols.to(window.device, non_blocking=True)[:, None] + torch.arange(side, device=window.device)
+    return window[:, :, index].permute(2, 0, 1, 3).contiguous()
+
+
+class _Readers:
+    """Reader threads producing :class:`_Run` in grid order; ``last`` is the final one."""
+
+    def __init__(self, raster: RasterSource, grid: TileGrid, patch: int, device: torch.device,
+                 count: int) -> None:
+        coverage = raster.coverage(patch)
+        self.plan = list(_plan(grid, coverage))
+        self.count = max(1, min(count, len(self.plan)))
+        self.pin = device.type == "cuda"
+        self.stop = threading.Event()
+        self.queues = [queue.Queue(maxsize=2) for _ in range(self.count)]
+        sources = [raster] + [raster.reopen() for _ in range(self.count - 1)]
+        self.owned = sources[1:]
+        self.threads = [threading.Thread(target=self._read, daemon=True,
+                                         args=(sources[i], grid, patch, i))
+                        for i in range(self.count)]
+        self.last: Optional[_Run] = None
+        for thread in self.threads:
+            thread.start()
+
+    def __iter__(self) -> Iterator[_Run]:
+        for i in range(len(self.plan)):
+            item = self.queues[i % self.count].get()
+            if isinstance(item, BaseException):
+                raise item
+            if i == len(self.plan) - 1:
+                self.last = item
+            yield item
+
+    def _read(self, raster: RasterSource, grid: TileGrid, patch: int, worker: int) -> None:
+        out = self.queues[worker]
+        try:
+            for planned, skipped in self.plan[worker::self.count]:
+                if self.stop.is_set():
+                    return
+                out.put(_read_run(raster, grid, patch, planned, skipped, self.pin))
+        except BaseException as exc:  # surfaced in the consumer thread
+            out.put(exc)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread, q in zip(self.threads, self.queues):
+            while thread.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+        for source in self.owned:
+            source.close()
+
+
+def _plan(grid: TileGrid, coverage: Optional[np.ndarray]) -> Iterator[tuple[list[Tile], int]]:
+    """(tiles to read as one window, tiles skipped just before them), in grid order.
+
+    A run holds up to MAX_RUN neighbouring tiles of one tile row whose core may hold data; the
+    last item may have no tiles (it carries the trailing skipped count).
+    """
+    run: list[Tile] = []
+    skipped = 0
+    for tile in grid:
+        if coverage is not None and not coverage[tile.out_y:tile.out_y + tile.out_h,
+                                                 tile.out_x:tile.out_x + tile.out_w].any():
+            if run:
+                yield run, skipped
+                run, skipped = [], 0
+            skipped += 1
+            continue
+        if run and (tile.y != run[-1].y or len(run) == MAX_RUN):
+            yield run, skipped
+            run, skipped = [], 0
+        run.append(tile)
+    if run or skipped:
+        yield run, skipped
+
+
+def _read_run(raster: RasterSource, grid: TileGrid, patch: int, planned: list[Tile],
+              skipped: int, pin: bool) -> _Run:
+    """Read a run's window; keep its tiles with a valid cell in their core."""
     side = grid.tile * patch
-    tiles, pixels, valid, skipped = [], [], [], 0
-    try:
-        for tile in grid:
-            if stop.is_set():
-                return
-            rgb, mask = raster.read(tile.x * patch, tile.y * patch, side, side)
-            cells = mask.reshape(grid.tile, patch, grid.tile, patch).mean(axis=(1, 3))
-            cells = cells >= MIN_VALID_FRACTION
-            ox, oy = tile.offset
-            if not cells[oy:oy + tile.out_h, ox:ox + tile.out_w].any():
-                skipped += 1
-                continue
-            tiles.append(tile)
-            pixels.append(rgb)
-            valid.append(cells)
-            if len(tiles) == batch_size:
-                out.put((tiles, np.stack(pixels), np.stack(valid), skipped))
-                tiles, pixels, valid, skipped = [], [], [], 0
-        if tiles:
-            out.put((tiles, np.stack(pixels), np.stack(valid), skipped))
-        out.put(None)
-    except BaseException as exc:  # surfaced in the consumer thread
-        out.put(exc)
+    if not planned:
+        return _Run([], torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0),
+                    np.zeros(0), skipped)
+    x0 = planned[0].x * patch
+    width = planned[-1].x * patch + side - x0
+    values, valid = raster.read_raw(x0, planned[0].y * patch, width, side)
+    # cell validity for the whole window: a cell is valid when at least half its pixels are
+    counts = valid.reshape(grid.tile, patch, width // patch, patch).sum(axis=(1, 3), dtype=np.int32)
+    cells = counts >= MIN_VALID_FRACTION * patch * patch
+    tiles, cols, tile_cells = [], [], []
+    for tile in planned:
+        c = tile.x - planned[0].x
+        tc = cells[:, c:c + grid.tile]
+        ox, oy = tile.offset
+        if not tc[oy:oy + tile.out_h, ox:ox + tile.out_w].any():
+            skipped += 1
+            continue
+        tiles.append(tile)
+        cols.append(c * patch)
+        tile_cells.append(tc)
+    values_t, valid_t = torch.from_numpy(values), torch.from_numpy(valid)
+    cols_t = torch.tensor(cols, dtype=torch.long)
+    if pin and tiles:  # page-locked: the copies to the GPU run asynchronously
+        values_t, valid_t, cols_t = values_t.pin_memory(), valid_t.pin_memory(), cols_t.pin_memory()
+    return _Run(tiles, cols_t, values_t, valid_t,
+                np.stack(tile_cells) if tiles else np.zeros((0, grid.tile, grid.tile), bool), skipped)

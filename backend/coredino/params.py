@@ -18,6 +18,10 @@ class ClassifyOptions:
     batch_size: tiles per forward pass.
     bands:      1-based band numbers used as R, G, B (one number: panchromatic).
     rgb:        also write ``<output stem>_rgb.tif``, an RGBA rendering of the classes.
+    compile:    run the encoder through ``torch.compile`` (static batch shape; the first batch
+                waits for the compilation, so it pays off on long GPU runs only).
+    embeddings: also write ``<output stem>_embeddings.tif`` (same grid, PCA-reduced patch
+                embeddings) for exploring: similar places, without re-running the encoder.
     """
 
     codebook: Optional[str] = None
@@ -26,6 +30,8 @@ class ClassifyOptions:
     batch_size: int = 8
     bands: Optional[tuple[int, ...]] = None
     rgb: bool = False
+    compile: bool = False
+    embeddings: bool = False
 
 
 @dataclass
@@ -72,3 +78,49 @@ class FitParams:
     device: str = "auto"
     batch_size: int = 8
     bands: Optional[tuple[int, ...]] = None
+
+
+@dataclass
+class SimilarParams:
+    """Cosine similarity of every cell to places clicked on a classification (coredino.explore).
+
+    embeddings: ``<classes>_embeddings.tif``, or the classification it was written beside.
+    positives:  (x, y) points in the embeddings' CRS on places like the ones looked for.
+    negatives:  (x, y) points on places unlike them (optional).
+    output:     similarity COG (Float32 in [-1, 1], nodata -2) with a .qml style beside it.
+    """
+
+    embeddings: str
+    output: str
+    positives: list[tuple[float, float]] = field(default_factory=list)
+    negatives: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class ReclassifyParams:
+    """Named classes from cluster ids: a Byte class map (0 unclassified, 1.. the classes in order).
+
+    input:        a classification COG written by classify.
+    classes:      class name -> cluster ids.
+    classes_file: a ``<name>.classes.json`` (``{"classes": {...}, "codebook_sha256": ...}``) read
+                  instead when ``classes`` is empty.
+    output:       class map COG; ``<output stem>_areas.csv`` and a .qml style are written beside it.
+    """
+
+    input: str
+    output: str
+    classes: dict[str, list[int]] = field(default_factory=dict)
+    classes_file: Optional[str] = None
+
+
+@dataclass
+class PolygonizeParams:
+    """One class of a class map (or one cluster of a classification) as polygons in a GeoPackage.
+
+    class_name: a class of a reclassified map; or value: the pixel value (cluster id or class value).
+    """
+
+    input: str
+    output: str
+    class_name: Optional[str] = None
+    value: Optional[int] = None

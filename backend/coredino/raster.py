@@ -20,6 +20,10 @@ gdal.UseExceptions()
 osr.UseExceptions()
 
 STRETCH_PERCENTILES = (2.0, 98.0)
+# GDAL's block cache defaults to 5 % of the RAM (6 GB on a 128 GB machine) and fills up on a big
+# raster: memory would grow with the area read. A few run windows of source blocks is all the
+# tile loop re-reads; 256 MB reads as fast as the default here. GDAL_CACHEMAX, if set, wins.
+GDAL_CACHE_BYTES = 256 * 2**20
 _SAMPLE_SIDE = 1024  # longest side of the decimated read used for the 16-bit stretch
 
 
@@ -52,27 +56,66 @@ class RasterSource:
     warnings: list[str] = field(default_factory=list)
     _warped: Optional[gdal.Dataset] = None
     _band_index: Optional[list[int]] = None
+    _source: Optional[gdal.Dataset] = None  # the selected bands before warping (coverage queries)
+    _selected_bands: int = 0
+    _open_args: tuple = ()
 
     def read(self, x: int, y: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """RGB float32 (3, h, w) in [0, 1] and a validity mask (h, w) for a grid window."""
+        values, valid = self.read_raw(x, y, width, height)
+        values = self.to_unit(values)
+        values[:, ~valid] = 0.0
+        return values, valid
+
+    def read_raw(self, x: int, y: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """The R, G, B values (3, h, w) of a grid window as read, and its validity mask (h, w).
+
+        Values are uint8 for 8-bit rasters (to be scaled by :meth:`to_unit`, on the CPU or on a
+        device), float32 otherwise; invalid pixels are not zeroed yet.
+        """
         data = self._warped.ReadAsArray(x, y, width, height)
-        alpha = data[-1]
-        values = data[self._band_index].astype(np.float32)
-        valid = alpha > 0
+        valid = data[-1] > 0
         if self.zero_is_nodata:
             valid &= np.any(data[:-1] != 0, axis=0)
+        values = data[self._band_index]
+        if values.dtype != np.uint8:
+            values = values.astype(np.float32)
+        return values, valid
+
+    def to_unit(self, values: np.ndarray) -> np.ndarray:
+        """Values from :meth:`read_raw` as float32 in [0, 1]: /255 for 8 bits, else the stretch."""
+        values = values.astype(np.float32)
         if self.stretch is None:
             values *= 1.0 / 255.0
         else:
             lo, hi = self.stretch
             values = (values - lo[:, None, None]) / (hi - lo)[:, None, None]
             np.clip(values, 0.0, 1.0, out=values)
-        values[:, ~valid] = 0.0
-        return values, valid
+        return values
+
+    def reopen(self) -> "RasterSource":
+        """An independent copy with its own GDAL handles (a GDAL dataset serves one thread)."""
+        other = open_raster(*self._open_args)
+        other.stretch = self.stretch
+        return other
+
+    def coverage(self, cell: int) -> Optional[np.ndarray]:
+        """Which ``cell`` x ``cell`` pixel cells of the grid may hold valid pixels, or None (unknown).
+
+        Conservative: a cell is False only where GDAL reports the source as empty (no data at
+        all: the unused canvas of a VRT mosaic, sparse GeoTIFF tiles), which reads as nodata.
+        Asks GDAL for data coverage, not pixels: costs milliseconds whatever the raster's size.
+        """
+        try:
+            return _coverage(self._source, self._selected_bands, self.grid, cell,
+                             1 + math.ceil(self.source_gsd / (self.grid.gsd * cell)))
+        except (RuntimeError, ValueError, AttributeError):
+            return None
 
     def close(self) -> None:
         """Release the GDAL datasets (QGIS crashes at exit if any is still alive)."""
         self._warped = None
+        self._source = None
 
 
 def open_raster(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence[int]] = None,
@@ -85,6 +128,8 @@ def open_raster(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence
     bands:       1-based band numbers to use as R, G, B (default: from colour interpretation,
                  else 1, 2, 3; a single band is replicated).
     """
+    if gdal.GetConfigOption("GDAL_CACHEMAX") is None and gdal.GetCacheMax() > GDAL_CACHE_BYTES:
+        gdal.SetCacheMax(GDAL_CACHE_BYTES)
     src = _open(path)
     srs = src.GetSpatialRef()
     gt = src.GetGeoTransform(can_return_null=True)
@@ -114,7 +159,9 @@ def open_raster(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence
                        warpOptions=["INIT_DEST=0"])
     raster = RasterSource(path=path, grid=grid, bands=band_list, stretch=stretch,
                           zero_is_nodata=not declared, source_gsd=source_gsd, _warped=warped,
-                          _band_index=[unique.index(b) for b in band_list])
+                          _band_index=[unique.index(b) for b in band_list], _source=selected,
+                          _selected_bands=len(unique) + (1 if alpha else 0),
+                          _open_args=(path, gsd, pad_to, bands, multiple_of))
     if source_gsd > 4 * gsd:
         raster.warnings.append(f"{path}: pixel size {source_gsd:.2f} m is {source_gsd / gsd:.0f}x "
                                f"coarser than the codebook's {gsd} m; expect blurry classes")
@@ -197,6 +244,78 @@ def _metric_crs(ds: gdal.Dataset, srs: osr.SpatialReference, gt: tuple) -> osr.S
     utm = osr.SpatialReference()
     utm.ImportFromEPSG((32600 if lat >= 0 else 32700) + zone)
     return utm
+
+
+_EMPTY = 4  # GDAL_DATA_COVERAGE_STATUS_EMPTY: no DATA bit, not UNIMPLEMENTED
+_COVERAGE_BLOCK = 256  # finest source block asked about, in source pixels
+
+
+def _empty_blocks(ds: gdal.Dataset, nbands: int, block: int) -> np.ndarray:
+    """(ceil(h / block), ceil(w / block)) bool: True where every band reports the block EMPTY.
+
+    A quadtree over the source: a window that is all empty or all data is settled in one query.
+    """
+    w, h = ds.RasterXSize, ds.RasterYSize
+    bands = [ds.GetRasterBand(i) for i in range(1, nbands + 1)]
+    empty = np.zeros((-(-h // block), -(-w // block)), bool)
+
+    def visit(bx: int, by: int, nbx: int, nby: int) -> None:
+        x, y = bx * block, by * block
+        xs, ys = min(nbx * block, w - x), min(nby * block, h - y)
+        if xs <= 0 or ys <= 0:
+            return
+        status = [band.GetDataCoverageStatus(x, y, xs, ys) for band in bands]
+        if all(flags == _EMPTY for flags, _ in status):
+            empty[by:by + nby, bx:bx + nbx] = True
+            return
+        if any(flags & 1 for flags, _ in status) or all(pct >= 100.0 for _, pct in status) \
+                or (nbx == 1 and nby == 1):
+            return  # unknown, full, or finest: may hold data
+        hx, hy = max(1, nbx // 2), max(1, nby // 2)
+        visit(bx, by, hx, hy)
+        if nbx > 1:
+            visit(bx + hx, by, nbx - hx, hy)
+        if nby > 1:
+            visit(bx, by + hy, hx, nby - hy)
+        if nbx > 1 and nby > 1:
+            visit(bx + hx, by + hy, nbx - hx, nby - hy)
+
+    visit(0, 0, empty.shape[1], empty.shape[0])
+    return empty
+
+
+def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """Grow True by ``steps`` pixels (8-neighbourhood)."""
+    for _ in range(steps):
+        out = mask.copy()
+        out[1:] |= mask[:-1]
+        out[:-1] |= mask[1:]
+        mask = out.copy()
+        mask[:, 1:] |= out[:, :-1]
+        mask[:, :-1] |= out[:, 1:]
+    return mask
+
+
+def _coverage(source: gdal.Dataset, nbands: int, grid: Grid, cell: int,
+              margin: int) -> Optional[np.ndarray]:
+    """See :meth:`RasterSource.coverage`; ``margin`` cells of slack around the data (the
+    resampling kernel reaches one source pixel beyond it, and the block map is coarse)."""
+    empty = _empty_blocks(source, nbands, _COVERAGE_BLOCK)
+    if not empty.any():
+        return None
+    maybe = (~empty).astype(np.uint8)
+    gt = source.GetGeoTransform()
+    blocks = gdal.GetDriverByName("MEM").Create("", maybe.shape[1], maybe.shape[0], 1, gdal.GDT_Byte)
+    blocks.SetGeoTransform((gt[0], gt[1] * _COVERAGE_BLOCK, gt[2] * _COVERAGE_BLOCK,
+                            gt[3], gt[4] * _COVERAGE_BLOCK, gt[5] * _COVERAGE_BLOCK))
+    blocks.SetProjection(source.GetProjection())
+    blocks.GetRasterBand(1).WriteArray(maybe)
+    cols, rows = grid.width // cell, grid.height // cell
+    size = grid.gsd * cell
+    cells = gdal.Warp("", blocks, format="MEM", dstSRS=grid.wkt, xRes=size, yRes=size,
+                      outputBounds=(grid.x0, grid.y0 - rows * size, grid.x0 + cols * size, grid.y0),
+                      resampleAlg="max", warpOptions=["INIT_DEST=0"])
+    return _dilate(cells.ReadAsArray() > 0, margin)
 
 
 def _round_up(value: int, multiple: int) -> int:

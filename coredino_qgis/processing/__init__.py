@@ -1,1 +1,1 @@
-"""The coredino Processing provider: classify, batch_classify and fit_codebook through the backend."""
+"""The coredino Processing provider: classify, batch_classify, fit_codebook, similar, reclassify and polygonize through the backend."""

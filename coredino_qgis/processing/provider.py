@@ -9,6 +9,9 @@ from .base_algorithm import ICON
 from .batch_classify_algorithm import BatchClassifyAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .fit_codebook_algorithm import FitCodebookAlgorithm
+from .polygonize_algorithm import PolygonizeAlgorithm
+from .reclassify_algorithm import ReclassifyAlgorithm
+from .similar_algorithm import SimilarAlgorithm
 
 
 class CoredinoProvider(QgsProcessingProvider):
@@ -25,5 +28,6 @@ class CoredinoProvider(QgsProcessingProvider):
         return QIcon(ICON)
 
     def loadAlgorithms(self):
-        for algorithm in (ClassifyAlgorithm(), BatchClassifyAlgorithm(), FitCodebookAlgorithm()):
+        for algorithm in (ClassifyAlgorithm(), BatchClassifyAlgorithm(), FitCodebookAlgorithm(),
+                          SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm()):
             self.addAlgorithm(algorithm)

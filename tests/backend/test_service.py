@@ -214,6 +214,38 @@ def test_failed_jobs_and_invalid_specs(backend, codebook, tmp_path):
     assert backend.call("POST", "/v1/jobs/no-such-job/cancel")[0] == 404
 
 
+def test_explore_jobs_similar_reclassify_polygonize(backend, codebook, data, tmp_path):
+    out = tmp_path / "k_classes.tif"
+    job = backend.submit("classify", classify(codebook, data / "kampala_0p30m_3857.tif", out, embeddings=True))
+    result = backend.wait(job["id"])[-1]["result"]
+    assert result["embeddings"] == str(tmp_path / "k_classes_embeddings.tif")
+    ds = gdal.Open(str(out))
+    gt = ds.GetGeoTransform()
+    point = [gt[0] + 20.5 * gt[1], gt[3] + 20.5 * gt[5]]
+    job = backend.submit("similar", {"embeddings": str(out), "output": str(tmp_path / "sim.tif"),
+                                     "positives": [point], "negatives": []})
+    final = backend.wait(job["id"])[-1]
+    assert final["state"] == "done", final
+    assert final["result"]["max"] == pytest.approx(1.0, abs=1e-5) and len(final["result"]["histogram"]) == 200
+    top = max(result["classes"], key=result["classes"].get)
+    job = backend.submit("reclassify", {"input": str(out), "output": str(tmp_path / "named.tif"),
+                                        "classes": {"main": [int(top)]}})
+    final = backend.wait(job["id"])[-1]
+    assert final["state"] == "done", final
+    assert [(c["name"], c["cells"]) for c in final["result"]["classes"]][1] == ("main", result["classes"][top])
+    job = backend.submit("polygonize", {"input": str(tmp_path / "named.tif"), "output": str(tmp_path / "m.gpkg"),
+                                        "class_name": "main"})
+    final = backend.wait(job["id"])[-1]
+    assert final["state"] == "done" and final["result"]["area_m2"] == pytest.approx(
+        result["classes"][top] * gt[1] ** 2), final
+    job = backend.submit("similar", {"embeddings": str(out), "output": str(tmp_path / "x.tif"), "positives": [[0, 0]]})
+    final = backend.wait(job["id"])[-1]
+    assert final["state"] == "failed" and "is outside" in final["error"] and "\n" not in final["error"]
+    status, answer = backend.call("POST", "/v1/jobs", {"kind": "polygonize", "params": {"input": "a", "output": "b",
+                                                                                        "klass": "x"}})
+    assert status == 422 and "klass" in json.dumps(answer["detail"])
+
+
 def test_busy_port_is_refused_and_sigterm_stops_a_busy_backend_cleanly(backend, codebook, demo_raster,
                                                                        tmp_path):
     files = [backend.cache / "token", backend.cache / "service" / "service.json"]

@@ -80,3 +80,31 @@ def clean_project(qgis_app):
     QgsProject.instance().clear()
     yield QgsProject.instance()
     QgsProject.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def kampala_classified(backend, tmp_path_factory) -> Path:
+    """The small Kampala crop classified by the real backend with its embeddings (default codebook)."""
+    import time
+
+    folder = tmp_path_factory.mktemp("kampala")
+    output = folder / "kampala_classes.tif"
+    job = backend.post("/v1/jobs", {"kind": "classify", "params": {
+        "input": str(ROOT / "tests" / "data" / "kampala_0p30m_3857.tif"), "output": str(output),
+        "options": {"embeddings": True, "device": "cpu"}}})
+    deadline = time.monotonic() + 180
+    while (record := backend.get(f"/v1/jobs/{job['id']}"))["state"] not in ("done", "failed", "cancelled"):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+    assert record["state"] == "done", record["error"]
+    return output
+
+
+@pytest.fixture
+def classified(kampala_classified, tmp_path) -> Path:
+    """A private copy (classification, its style and embeddings) in the test's folder."""
+    import shutil
+
+    for name in ("kampala_classes.tif", "kampala_classes.qml", "kampala_classes_embeddings.tif"):
+        shutil.copy(kampala_classified.parent / name, tmp_path / name)
+    return tmp_path / "kampala_classes.tif"

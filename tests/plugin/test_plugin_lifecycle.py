@@ -31,8 +31,12 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_processing, plugi
     provider = registry.providerById("coredino")
     assert provider is not None
     assert sorted(a.id() for a in provider.algorithms()) == [
-        "coredino:batch_classify", "coredino:classify", "coredino:fit_codebook"]
-    dock_action, settings_action = plugin.dock_action, plugin.settings_action
+        "coredino:batch_classify", "coredino:classify", "coredino:fit_codebook", "coredino:polygonize",
+        "coredino:reclassify", "coredino:similar"]
+    dock_action, settings_action, explore_action = plugin.dock_action, plugin.settings_action, plugin.explore_action
+    assert explore_action.text() == "coredino explore"
+    explore_action.setChecked(True)  # the explore dock is created when first shown, removed on unload
+    assert plugin.explore is not None and not plugin.explore.isHidden()
     assert dock_action.text() == "coredino classes" and not dock_action.icon().isNull()
     assert plugin.dock is None  # created when first shown
 
@@ -40,7 +44,8 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_processing, plugi
     flush_deletes()
     assert registry.providerById("coredino") is None
     assert plugin.dock is None and plugin.launcher is None
-    assert sip.isdeleted(dock_action) and sip.isdeleted(settings_action)
+    assert sip.isdeleted(dock_action) and sip.isdeleted(settings_action) and sip.isdeleted(explore_action)
+    assert plugin.explore is None
 
 
 def test_plugin_starts_its_backend_and_stops_it_on_unload(qgis_iface, qgis_processing, plugin_settings,

@@ -7,8 +7,13 @@ from typing import Optional
 import faiss
 import numpy as np
 
+from ..device import pick_device
 from ..errors import UserError
 from ..progress import Progress
+
+
+def _on_cuda(device: str) -> bool:
+    return device != "cpu" and pick_device(device).type == "cuda"
 
 
 def normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -19,13 +24,17 @@ def normalise_rows(x: np.ndarray) -> np.ndarray:
 
 
 def fit_kmeans(x: np.ndarray, k: int, metric: str, seed: int, niter: int = 20,
-               progress: Optional[Progress] = None) -> np.ndarray:
+               progress: Optional[Progress] = None, device: str = "auto") -> np.ndarray:
     """Cluster the rows of ``x`` (n, d) into ``k`` float32 centroids.
 
     ``cosine``: rows are L2-normalised (in a copy) and faiss runs spherical k-means, so the
     centroids are unit-norm. ``l2``: plain k-means. Every row is used (faiss would otherwise
     subsample to 256 rows per centroid), initial centroids are ``k`` rows drawn with ``seed``,
     and the same input and seed give identical centroids.
+
+    On a CUDA device (``device`` auto or cuda) the fit runs in torch on the GPU instead
+    (:func:`~coredino.codebook.torch_kmeans.torch_kmeans`: k-means|| initialisation, bfloat16
+    matmuls with float32 accumulation); faiss is the CPU path.
     """
     if metric not in ("cosine", "l2"):
         raise ValueError(f"metric must be cosine or l2, got {metric!r}")
@@ -40,6 +49,9 @@ def fit_kmeans(x: np.ndarray, k: int, metric: str, seed: int, niter: int = 20,
     if not np.isfinite(x).all():
         raise UserError("the features contain NaN or infinite values: check the rasters' nodata "
                         "and the encoder weights")
+    if _on_cuda(device):
+        from .torch_kmeans import torch_kmeans
+        return torch_kmeans(x, k, metric, seed, niter, device=pick_device(device), progress=progress)
     x = normalise_rows(x) if metric == "cosine" else np.ascontiguousarray(x, dtype=np.float32)
     params = dict(
         niter=1, seed=seed, spherical=metric == "cosine", verbose=False,

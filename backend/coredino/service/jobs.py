@@ -12,6 +12,9 @@ from typing import Any, Callable, Optional
 
 from .. import engine
 from ..errors import Cancelled, UserError
+from ..explore.polygonize import polygonize
+from ..explore.reclassify import reclassify
+from ..explore.similar import similar
 from ..params import FitParams
 from ..progress import Progress
 
@@ -33,7 +36,8 @@ def _fit(params: FitParams, progress: Progress) -> FitResult:
 
 
 RUNNERS: dict[str, Callable[[Any, Progress], Any]] = {
-    "classify": engine.classify, "batch": engine.batch, "fit-codebook": _fit}
+    "classify": engine.classify, "batch": engine.batch, "fit-codebook": _fit,
+    "similar": similar, "reclassify": reclassify, "polygonize": polygonize}
 
 
 def _now() -> str:

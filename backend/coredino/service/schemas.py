@@ -13,11 +13,14 @@ from fastapi import Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import BatchResult, ClassifyResult
-from ..params import BatchParams, ClassifyParams, FitParams
+from ..explore.polygonize import PolygonizeResult
+from ..explore.reclassify import ReclassifyResult
+from ..explore.similar import SimilarResult
+from ..params import BatchParams, ClassifyParams, FitParams, PolygonizeParams, ReclassifyParams, SimilarParams
 from .jobs import FitResult
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-JobKind = Literal["classify", "batch", "fit-codebook"]
+JobKind = Literal["classify", "batch", "fit-codebook", "similar", "reclassify", "polygonize"]
 
 
 class _Model(BaseModel):
@@ -74,7 +77,23 @@ class FitSpec(_Model):
     params: FitParams
 
 
-JobSpec = Annotated[Union[ClassifySpec, BatchSpec, FitSpec], Body(discriminator="kind")]
+class SimilarSpec(_Model):
+    kind: Literal["similar"]
+    params: SimilarParams
+
+
+class ReclassifySpec(_Model):
+    kind: Literal["reclassify"]
+    params: ReclassifyParams
+
+
+class PolygonizeSpec(_Model):
+    kind: Literal["polygonize"]
+    params: PolygonizeParams
+
+
+JobSpec = Annotated[Union[ClassifySpec, BatchSpec, FitSpec, SimilarSpec, ReclassifySpec, PolygonizeSpec],
+                    Body(discriminator="kind")]
 
 
 class JobRecord(_Model):
@@ -86,7 +105,8 @@ class JobRecord(_Model):
     created: str = Field(description="ISO 8601, UTC")
     started: Optional[str]
     finished: Optional[str]
-    result: Union[ClassifyResult, BatchResult, FitResult, None] = Field(
+    result: Union[ClassifyResult, BatchResult, FitResult, SimilarResult, ReclassifyResult,
+                  PolygonizeResult, None] = Field(
         description="when done: the engine's result for the job's kind")
     error: Optional[str] = Field(description="when failed: a one-line message")
 

@@ -1,0 +1,171 @@
+"""Cluster ids -> named classes: a Byte class-map COG, its per-class areas (CSV) and styles.
+
+Values: 0 unclassified (clusters in no class), 1..N the classes in the order given, 255 nodata.
+Class names travel three ways: the ``CLASS_NAMES`` metadata item of the COG (a JSON list indexed
+by value, always there), a GDAL raster attribute table with category names in the ``.aux.xml``
+beside it (GTiff cannot hold one inside), and a QGIS ``.qml`` style whose legend names them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import UserError
+from ..params import ReclassifyParams
+from ..progress import Progress
+from .classes import UNCLASSIFIED, class_color, load_classes, validate
+from .rasters import AtomicCOG, cell_area, open_classification, windows
+
+NODATA = 255
+
+_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <rasterTransparency/>
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+@dataclass
+class ClassArea:
+    value: int
+    name: str
+    cells: int
+    area_m2: float
+    area_ha: float
+
+
+@dataclass
+class ReclassifyResult:
+    output: str
+    csv: str
+    classes: list[ClassArea] = field(default_factory=list)  # unclassified first, then by value
+    seconds: float = 0.0
+
+
+def areas_path(output: str) -> str:
+    path = Path(output)
+    return str(path.with_name(f"{path.stem}_areas.csv"))
+
+
+def _mapping(params: ReclassifyParams, tags: dict, k: int) -> dict[str, list[int]]:
+    if params.classes:
+        return validate(params.classes, k, "classes")
+    if not params.classes_file:
+        raise UserError("give the classes: a name -> cluster ids mapping or a .classes.json file")
+    classes, sha = load_classes(params.classes_file)
+    mine = tags.get("CODEBOOK_SHA256")
+    if sha and mine and sha != mine:
+        raise UserError(f"{params.classes_file} was made for another codebook (sha256 {sha[:12]}) than "
+                        f"{params.input} ({mine[:12]}): cluster ids differ between codebooks")
+    return validate(classes, k, params.classes_file)
+
+
+def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) -> ReclassifyResult:
+    start = time.perf_counter()
+    progress = progress or Progress()
+    ds = open_classification(params.input)
+    tags = ds.GetMetadata()
+    if "CLASS_NAMES" in tags:
+        raise UserError(f"{params.input} is already a named-class map; reclassify the cluster map "
+                        f"`coredino classify` wrote")
+    band = ds.GetRasterBand(1)
+    source_nodata = band.GetNoDataValue()
+    k = int(tags.get("K") or (255 if band.DataType == gdal.GDT_Byte else 65535))
+    mapping = _mapping(params, tags, k)
+    area = cell_area(ds, params.input)
+    lut = np.zeros(65536, np.uint8)
+    for value, ids in enumerate(mapping.values(), start=1):
+        lut[ids] = value
+    if source_nodata is not None:
+        lut[int(source_nodata)] = NODATA
+    names = [UNCLASSIFIED] + list(mapping)
+    counts = np.zeros(256, np.int64)
+    with AtomicCOG(params.output, ds, gdal.GDT_Byte, NODATA, "MODE") as out:
+        blocks = list(windows(ds.RasterXSize, ds.RasterYSize))
+        for i, (x, y, w, h) in enumerate(blocks):
+            progress.update(i / len(blocks), f"block {i + 1}/{len(blocks)}")
+            values = lut[band.ReadAsArray(x, y, w, h)]
+            counts += np.bincount(values.ravel(), minlength=256)
+            out.write(x, y, values)
+        # unclassified: grey, transparent in the QML and RAT (a GeoTIFF colour table has no alpha)
+        colors = [(160, 160, 160, 0)] + [class_color(i) + (255,) for i in range(len(mapping))]
+        rows = [ClassArea(v, name, int(counts[v]), float(counts[v] * area), float(counts[v] * area / 1e4))
+                for v, name in enumerate(names)]
+        csv_path = areas_path(params.output)
+        out.sidecar(Path(csv_path)).write_text(_csv(rows), encoding="utf-8")
+        out.sidecar(Path(params.output).with_suffix(".qml")).write_text(_qml(rows, colors), encoding="utf-8")
+        keep = {key: tags[key] for key in ("MODEL", "WEIGHTS_SHA256", "CODEBOOK", "CODEBOOK_SHA256", "K",
+                                           "GSD", "PATCH_PX", "SOURCE") if key in tags}
+        keep.update(CLASS_NAMES=json.dumps(names), CLASSES=json.dumps(mapping),
+                    CLUSTERS=Path(params.input).name)
+        output = out.publish(keep, _color_table(colors), lambda pam: _attach_rat(pam, rows, colors))
+    ds = None
+    progress.update(1.0, "done")
+    return ReclassifyResult(output, csv_path, rows, time.perf_counter() - start)
+
+
+def _csv(rows: list[ClassArea]) -> str:
+    total = max(1, sum(r.cells for r in rows))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["value", "class", "cells", "area_m2", "area_ha", "percent"])
+    for r in rows:
+        writer.writerow([r.value, r.name, r.cells, f"{r.area_m2:.2f}", f"{r.area_ha:.4f}",
+                         f"{100 * r.cells / total:.2f}"])
+    return buffer.getvalue()
+
+
+def _qml(rows: list[ClassArea], colors: list[tuple]) -> str:
+    lines = []
+    for r in rows:
+        red, green, blue, alpha = colors[r.value]
+        lines.append(f'        <paletteEntry value="{r.value}" color="#{red:02x}{green:02x}{blue:02x}" '
+                     f'alpha="{alpha}" label={quoteattr(r.name)}/>')
+    return _QML.format(entries="\n".join(lines))
+
+
+def _color_table(colors: list[tuple]) -> gdal.ColorTable:
+    table = gdal.ColorTable()
+    for value, rgba in enumerate(colors):
+        table.SetColorEntry(value, rgba)
+    table.SetColorEntry(NODATA, (0, 0, 0, 0))
+    return table
+
+
+def _attach_rat(ds: gdal.Dataset, rows: list[ClassArea], colors: list[tuple]) -> None:
+    band = ds.GetRasterBand(1)
+    rat = gdal.RasterAttributeTable()
+    rat.SetTableType(gdal.GRTT_THEMATIC)
+    columns = [("Value", gdal.GFT_Integer, gdal.GFU_MinMax), ("Class", gdal.GFT_String, gdal.GFU_Name),
+               ("Red", gdal.GFT_Integer, gdal.GFU_Red), ("Green", gdal.GFT_Integer, gdal.GFU_Green),
+               ("Blue", gdal.GFT_Integer, gdal.GFU_Blue), ("Alpha", gdal.GFT_Integer, gdal.GFU_Alpha),
+               ("Cells", gdal.GFT_Integer, gdal.GFU_PixelCount), ("Area_m2", gdal.GFT_Real, gdal.GFU_Generic)]
+    for name, kind, usage in columns:
+        rat.CreateColumn(name, kind, usage)
+    rat.SetRowCount(len(rows))
+    for i, r in enumerate(rows):
+        rat.SetValueAsInt(i, 0, r.value)
+        rat.SetValueAsString(i, 1, r.name)
+        for c, channel in enumerate(colors[r.value]):
+            rat.SetValueAsInt(i, 2 + c, int(channel))
+        rat.SetValueAsInt(i, 6, r.cells)
+        rat.SetValueAsDouble(i, 7, r.area_m2)
+    band.SetDefaultRAT(rat)
+    band.SetCategoryNames([r.name for r in rows])

@@ -1,0 +1,153 @@
+"""Places like the clicked ones: cosine similarity of every cell to a query built from clicks.
+
+Query (Rocchio's rule): ``q = unit(mean(unit(p_i))) - mean(unit(n_j))`` over the embeddings
+``p_i`` of the positive clicks and ``n_j`` of the negative ones, in the embeddings' centred PCA
+space; every cell gets ``cos(z, q)``. Centring (the vectors are relative to the raster's mean
+feature) spreads the scores: raw CNN features all point roughly the same way, so their cosines
+crowd near 1. Measured on the labelled Kampala patch (tests/backend/test_explore.py; ROC AUC of
+buildings vs background over 30 random sets of 10 building + 5 background clicks, bundled model):
+the stored centred PCA-32 scores 0.788 on average, the full features 0.788-0.794 (so PCA loses
+nothing), a nearest-exemplar rule (max over positives minus max over negatives) 0.758, and without
+negatives centring helps (0.770 vs 0.745 uncentred).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import UserError
+from ..params import SimilarParams
+from ..progress import Progress
+from .embeddings import EmbeddingFile, resolve
+from .rasters import AtomicCOG, cell_area, cell_of, windows
+
+NODATA = -2.0  # outside the cosine range [-1, 1]
+BINS = 200  # histogram of the similarity: bin i is [-1 + i / 100, -1 + (i + 1) / 100)
+
+_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="{lo}" classificationMax="{hi}">
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="{lo}" maximumValue="{hi}">
+          <item value="{lo}" color="#0d0887" alpha="0" label="{lo:.2f}"/>
+          <item value="{mid}" color="#cc4778" alpha="160" label="{mid:.2f}"/>
+          <item value="{hi}" color="#f0f921" alpha="255" label="{hi:.2f}"/>
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+@dataclass
+class SimilarResult:
+    """What a similar job returns. ``histogram[i]`` counts cells with similarity in bin i."""
+
+    output: str
+    embeddings: str
+    cells: int  # valid cells
+    cell_area_m2: float
+    min: float
+    max: float
+    histogram: list[int] = field(default_factory=list)
+    histogram_range: tuple[float, float] = (-1.0, 1.0)
+    seconds: float = 0.0
+
+    def area_above(self, threshold: float) -> float:
+        """m² of the cells whose similarity is at least ``threshold`` (at bin resolution, 0.01)."""
+        first = int(np.clip(np.ceil((threshold + 1.0) * BINS / 2 - 1e-9), 0, BINS))
+        return float(sum(self.histogram[first:])) * self.cell_area_m2
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _vectors(emb: EmbeddingFile, points: Sequence[Sequence[float]], what: str) -> np.ndarray:
+    out = []
+    for point in points:
+        if len(point) != 2:
+            raise UserError(f"{what} point {list(point)!r}: give x,y in the raster's CRS")
+        x, y = float(point[0]), float(point[1])
+        col, row = cell_of(emb.ds, emb.path, x, y)
+        z, valid = emb.read(col, row, 1, 1)
+        if not valid[0, 0]:
+            raise UserError(f"{what} point ({x:.2f}, {y:.2f}) falls on a nodata cell of {emb.path}; "
+                            f"click inside the classified area")
+        out.append(z[0, 0])
+    return np.asarray(out, np.float32).reshape(-1, emb.dims)
+
+
+def query_vector(emb: EmbeddingFile, positives, negatives) -> np.ndarray:
+    """The unit query vector of the module docstring."""
+    if not positives:
+        raise UserError("give at least one positive point (a place like the ones you look for)")
+    q = _unit(_unit(_vectors(emb, positives, "positive")).mean(0))
+    if negatives:
+        q = q - _unit(_vectors(emb, negatives, "negative")).mean(0)
+    norm = float(np.linalg.norm(q))
+    if norm < 1e-6:
+        raise UserError("the positive and negative points describe the same place; click different ones")
+    return (q / norm).astype(np.float32)
+
+
+def similar(params: SimilarParams, progress: Optional[Progress] = None) -> SimilarResult:
+    """Write the similarity COG of ``params.embeddings`` (or of the classification it belongs to)."""
+    start = time.perf_counter()
+    progress = progress or Progress()
+    emb = resolve(params.embeddings)
+    try:
+        q = query_vector(emb, params.positives, params.negatives)
+        area = cell_area(emb.ds, emb.path)
+        counts = np.zeros(BINS, np.int64)
+        lo, hi = np.inf, -np.inf
+        with AtomicCOG(params.output, emb.ds, gdal.GDT_Float32, NODATA, "AVERAGE") as out:
+            blocks = list(windows(emb.width, emb.height))
+            for i, (x, y, w, h) in enumerate(blocks):
+                progress.update(i / len(blocks), f"block {i + 1}/{len(blocks)}")
+                z, valid = emb.read(x, y, w, h)
+                score = (z @ q) / np.maximum(np.linalg.norm(z, axis=-1), 1e-12)
+                score = np.where(valid, np.clip(score, -1.0, 1.0), NODATA).astype(np.float32)
+                out.write(x, y, score)
+                if valid.any():
+                    values = score[valid]
+                    lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+                    counts += np.bincount(np.clip(((values + 1.0) * BINS / 2).astype(np.int64), 0, BINS - 1),
+                                          minlength=BINS)
+            if not np.isfinite(lo):
+                lo = hi = 0.0
+            tags = {key: emb.tags[key] for key in ("MODEL", "CODEBOOK_SHA256", "WEIGHTS_SHA256", "SOURCE")
+                    if key in emb.tags}
+            tags.update(COREDINO_SIMILARITY="cosine", EMBEDDINGS=Path(emb.path).name,
+                        POSITIVES=_points(params.positives), NEGATIVES=_points(params.negatives))
+            qml_lo = _percentile(counts, 0.5)
+            qml = out.sidecar(Path(params.output).with_suffix(".qml"))
+            qml.write_text(_QML.format(lo=qml_lo, mid=(qml_lo + hi) / 2, hi=max(hi, qml_lo + 0.01)),
+                           encoding="utf-8")
+            output = out.publish(tags)
+    finally:
+        emb.close()
+    progress.update(1.0, "done")
+    return SimilarResult(output, str(params.embeddings), int(counts.sum()), area, lo, hi,
+                         [int(c) for c in counts], (-1.0, 1.0), time.perf_counter() - start)
+
+
+def _points(points) -> str:
+    return ";".join(f"{float(x):.3f},{float(y):.3f}" for x, y in points)
+
+
+def _percentile(counts: np.ndarray, fraction: float) -> float:
+    """The similarity below which ``fraction`` of the cells lie (bin resolution)."""
+    total = counts.sum()
+    if not total:
+        return 0.0
+    i = int(np.searchsorted(np.cumsum(counts), fraction * total))
+    return -1.0 + 2.0 * i / BINS

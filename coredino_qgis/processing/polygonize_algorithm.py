@@ -1,0 +1,40 @@
+"""coredino:polygonize: one class of a class map (or one cluster) as polygons with areas."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+)
+
+from ..job_specs import PolygonizeJob
+from .base_algorithm import CoredinoAlgorithm, layer_path
+from .job_runner import connect, run_job
+
+
+class PolygonizeAlgorithm(CoredinoAlgorithm):
+    NAME = "polygonize"
+    DISPLAY = "Polygonize a class"
+    HELP = ("Traces the cells of one class of a named-class map (CLASS: its name), or of one cluster of a "
+            "classification (CLASS: the cluster id), into polygons with area_m2 and area_ha attributes, "
+            "written to a GeoPackage.")
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class map (or classification)"))
+        self.addParameter(QgsProcessingParameterString("CLASS", "Class name (or cluster id)"))
+        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "Polygons (GeoPackage)"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        source = layer_path(self.parameterAsRasterLayer(parameters, "INPUT", context), "INPUT")
+        target = self.parameterAsString(parameters, "CLASS", context).strip()
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not output.lower().endswith(".gpkg"):
+            raise QgsProcessingException(f"{output}: the backend writes GeoPackages; give a .gpkg output")
+        job = PolygonizeJob(source, output, value=int(target)) if target.isdigit() else \
+            PolygonizeJob(source, output, class_name=target)
+        client, _ = connect(feedback)
+        result = run_job(client, job.spec(), feedback)
+        feedback.pushInfo(f"{result.get('features')} polygons, {result.get('area_ha', 0):.3f} ha")
+        return {"OUTPUT": result.get("output") or output}
