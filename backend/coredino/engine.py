@@ -89,7 +89,9 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         cells = raster.grid
         out_grid = type(cells)(cells.wkt, cells.x0, cells.y0, cells.gsd * encoder.patch,
                                grid.cells_x, grid.cells_y)
-        assigner = Assigner(codebook, next(encoder.parameters()).device)
+        device = next(encoder.parameters()).device
+        # CPU: 1024 rows x k scores per matmul stay in cache (a third faster than 65536 at k=6000)
+        assigner = Assigner(codebook, device, chunk=1024 if device.type == "cpu" else 65536)
         rgb_output = str(Path(params.output).with_name(Path(params.output).stem + "_rgb.tif")) \
             if opts.rgb else None
         tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)

@@ -3,9 +3,10 @@
 Reading. Tiles overlap (their borders are context), so a row of neighbouring tiles is read as
 ONE window, in the raster's own dtype (uint8 for 8-bit imagery), by a reader thread while the
 model runs; the reader decides from the window's validity which tiles have a valid cell in their
-core. The window goes to the encoder's device as is (pinned and copied asynchronously on CUDA),
-is scaled to [0, 1] there and the tiles are cut from it with one gather: each pixel is read,
-copied and normalised once instead of up to four times. Tiles outside the raster's data coverage
+core. On a GPU the window goes to the device as is (pinned, copied asynchronously), is scaled to
+[0, 1] there and the tiles are cut from it with one gather; on the CPU the reader thread scales
+the window and cuts the tiles itself, off the model's thread. Either way each pixel is read and
+normalised once instead of up to four times. Tiles outside the raster's data coverage
 (the empty canvas of a VRT mosaic, sparse GeoTIFF tiles; see :meth:`RasterSource.coverage`) are
 skipped without being read, so time follows the valid area, not the canvas.
 
@@ -87,10 +88,11 @@ class _Run:
 
     tiles: list[Tile]
     cols: torch.Tensor  # (n,) first pixel column of each tile inside the window
-    values: torch.Tensor  # (3, side, width) as read: uint8, or float32 for other dtypes
-    valid: torch.Tensor  # (side, width) bool
+    values: Optional[torch.Tensor]  # (3, side, width) as read: uint8, or float32 for other dtypes
+    valid: Optional[torch.Tensor]  # (side, width) bool
     cells: np.ndarray  # (n, tile, tile) bool cell validity of each tile
     skipped: int  # tiles of the grid passed over before (and in) this run
+    pixels: Optional[torch.Tensor] = None  # (n, 3, side, side) float32, when cut by the reader
 
 
 def tile_grid(raster: RasterSource, patch: int, tile: int, border: int) -> TileGrid:
@@ -129,25 +131,22 @@ def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch
     scale = _Scale(raster, device)
     side = grid.tile * encoder.patch
     total, done = max(1, len(grid)), 0
-    tiles: list[Tile] = []
-    pixels: list[torch.Tensor] = []
-    valid: list[np.ndarray] = []
+    pending = _Pending()
     try:
         for run in runs:
             done += run.skipped
             if run.tiles:
-                tiles += run.tiles
-                pixels.append(_cut(scale(run.values.to(device, non_blocking=True),
-                                         run.valid.to(device, non_blocking=True)), run.cols, side))
-                valid.append(run.cells)
+                pixels = run.pixels
+                if pixels is None:  # cut on the device from the uploaded window
+                    pixels = _cut(scale(run.values.to(device, non_blocking=True),
+                                        run.valid.to(device, non_blocking=True)), run.cols, side)
+                pending.add(run.tiles, pixels, run.cells)
             last = run is runs.last
-            while len(tiles) >= batch_size or (last and tiles):
-                n = min(batch_size, len(tiles))
-                stacked = torch.cat(pixels) if len(pixels) > 1 else pixels[0]
-                cells = np.concatenate(valid) if len(valid) > 1 else valid[0]
-                batch = EncodedBatch(tiles[:n], _encode(model, stacked[:n], device,
-                                                        batch_size if compile else n), cells[:n])
-                tiles, pixels, valid = tiles[n:], [stacked[n:]], [cells[n:]]
+            while len(pending) >= batch_size or (last and len(pending)):
+                tiles, pixels, cells = pending.take(batch_size)
+                n = len(tiles)
+                batch = EncodedBatch(tiles, _encode(model, pixels, device, batch_size if compile else n),
+                                     cells)
                 done += n
                 if progress is not None:
                     progress.update(done / total, f"tile {done}/{total}")
@@ -156,6 +155,38 @@ def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch
                 progress.update(done / total, f"tile {done}/{total}")
     finally:
         runs.close()
+
+
+class _Pending:
+    """Tiles waiting for a batch, in runs; a batch copies only the tiles it takes across runs."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[list[Tile], torch.Tensor, np.ndarray]] = []
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, tiles: list[Tile], pixels: torch.Tensor, cells: np.ndarray) -> None:
+        self.parts.append((tiles, pixels, cells))
+        self.count += len(tiles)
+
+    def take(self, n: int) -> tuple[list[Tile], torch.Tensor, np.ndarray]:
+        taken = []
+        while n and self.parts:
+            tiles, pixels, cells = self.parts[0]
+            m = min(n, len(tiles))
+            taken.append((tiles[:m], pixels[:m], cells[:m]))
+            if m == len(tiles):
+                self.parts.pop(0)
+            else:
+                self.parts[0] = (tiles[m:], pixels[m:], cells[m:])
+            n -= m
+            self.count -= m
+        if len(taken) == 1:
+            return taken[0]
+        return ([t for part in taken for t in part[0]], torch.cat([part[1] for part in taken]),
+                np.concatenate([part[2] for part in taken]))
 
 
 def _encode(model: torch.nn.Module, pixels: torch.Tensor, device: torch.device,
@@ -203,6 +234,7 @@ class _Readers:
         self.plan = list(_plan(grid, coverage))
         self.count = max(1, min(count, len(self.plan)))
         self.pin = device.type == "cuda"
+        self.cut = device.type == "cpu"  # the reader thread cuts CPU tiles: off the model's thread
         self.stop = threading.Event()
         self.queues = [queue.Queue(maxsize=2) for _ in range(self.count)]
         sources = [raster] + [raster.reopen() for _ in range(self.count - 1)]
@@ -229,7 +261,7 @@ class _Readers:
             for planned, skipped in self.plan[worker::self.count]:
                 if self.stop.is_set():
                     return
-                out.put(_read_run(raster, grid, patch, planned, skipped, self.pin))
+                out.put(_read_run(raster, grid, patch, planned, skipped, self.pin, self.cut))
         except BaseException as exc:  # surfaced in the consumer thread
             out.put(exc)
 
@@ -270,8 +302,12 @@ def _plan(grid: TileGrid, coverage: Optional[np.ndarray]) -> Iterator[tuple[list
 
 
 def _read_run(raster: RasterSource, grid: TileGrid, patch: int, planned: list[Tile],
-              skipped: int, pin: bool) -> _Run:
-    """Read a run's window; keep its tiles with a valid cell in their core."""
+              skipped: int, pin: bool, cut: bool = False) -> _Run:
+    """Read a run's window; keep its tiles with a valid cell in their core.
+
+    cut: also scale the window to [0, 1] and cut the tiles here (the CPU path: the reader thread
+    does it while the model runs); else the consumer does it on its device.
+    """
     side = grid.tile * patch
     if not planned:
         return _Run([], torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0),
@@ -293,9 +329,14 @@ def _read_run(raster: RasterSource, grid: TileGrid, patch: int, planned: list[Ti
         tiles.append(tile)
         cols.append(c * patch)
         tile_cells.append(tc)
+    tile_cells = np.stack(tile_cells) if tiles else np.zeros((0, grid.tile, grid.tile), bool)
+    if cut:
+        unit = raster.to_unit(values)
+        unit[:, ~valid] = 0.0
+        pixels = torch.from_numpy(np.stack([unit[:, :, c:c + side] for c in cols])) if tiles else None
+        return _Run(tiles, torch.tensor(cols, dtype=torch.long), None, None, tile_cells, skipped, pixels)
     values_t, valid_t = torch.from_numpy(values), torch.from_numpy(valid)
     cols_t = torch.tensor(cols, dtype=torch.long)
     if pin and tiles:  # page-locked: the copies to the GPU run asynchronously
         values_t, valid_t, cols_t = values_t.pin_memory(), valid_t.pin_memory(), cols_t.pin_memory()
-    return _Run(tiles, cols_t, values_t, valid_t,
-                np.stack(tile_cells) if tiles else np.zeros((0, grid.tile, grid.tile), bool), skipped)
+    return _Run(tiles, cols_t, values_t, valid_t, tile_cells, skipped)

@@ -8,6 +8,7 @@ default style, gives a paletted renderer with just the clusters that occur, larg
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -26,13 +27,19 @@ _TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 """
 
 
-def write_qml(path: Path, counts: dict[int, int], colors: np.ndarray) -> None:
-    """Write a paletted style for the cluster ids in ``counts`` (id -> number of cells)."""
-    total = max(1, sum(counts.values()))
+def paletted_qml(entries: Iterable[tuple[int, Sequence[int], str]]) -> str:
+    """A paletted raster style from (value, (r, g, b[, a]), label) entries, in the order given."""
     lines = []
-    for cid, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        r, g, b = (int(v) for v in colors[cid])
-        label = quoteattr(f"cluster {cid} ({100 * n / total:.1f}%)")
-        lines.append(f'        <paletteEntry value="{cid}" color="#{r:02x}{g:02x}{b:02x}" '
-                     f'alpha="255" label={label}/>')
-    Path(path).write_text(_TEMPLATE.format(entries="\n".join(lines)), encoding="utf-8")
+    for value, color, label in entries:
+        r, g, b, a = (*(int(v) for v in color[:3]), int(color[3]) if len(color) > 3 else 255)
+        lines.append(f'        <paletteEntry value="{value}" color="#{r:02x}{g:02x}{b:02x}" '
+                     f'alpha="{a}" label={quoteattr(label)}/>')
+    return _TEMPLATE.format(entries="\n".join(lines))
+
+
+def write_qml(path: Path, counts: dict[int, int], colors: np.ndarray) -> None:
+    """Write a paletted style for the cluster ids in ``counts`` (id -> number of cells), largest first."""
+    total = max(1, sum(counts.values()))
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    entries = ((cid, colors[cid], f"cluster {cid} ({100 * n / total:.1f}%)") for cid, n in ranked)
+    Path(path).write_text(paletted_qml(entries), encoding="utf-8")

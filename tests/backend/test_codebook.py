@@ -123,13 +123,13 @@ def test_kmeans_is_deterministic_and_uses_every_point(feats, metric):
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
 def test_kmeans_iterations_equal_one_faiss_call_and_seed_matters(feats, metric):
-    ours = fit_kmeans(feats, 16, metric, seed=5, niter=6)
+    ours = fit_kmeans(feats, 16, metric, seed=5, niter=6, device="cpu")  # the faiss path
     x = feats / np.linalg.norm(feats, axis=1, keepdims=True) if metric == "cosine" else feats
     km = faiss.Kmeans(192, 16, niter=6, seed=5, max_points_per_centroid=10**6,
                       spherical=metric == "cosine")
     km.train(x)
     np.testing.assert_array_equal(ours, km.centroids)
-    assert not np.array_equal(ours, fit_kmeans(feats, 16, metric, seed=6, niter=6))
+    assert not np.array_equal(ours, fit_kmeans(feats, 16, metric, seed=6, niter=6, device="cpu"))
 
 
 def test_kmeans_reports_progress_and_can_be_cancelled(feats):

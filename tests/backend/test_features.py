@@ -58,10 +58,13 @@ def test_tiles_cut_from_one_window_equal_per_tile_reads(data, name):
         run = _read_run(raster, grid, PATCH, planned, skipped, pin=False)
         if not run.tiles:
             continue
-        pixels = _cut(scale(run.values, run.valid), run.cols, side)
+        pixels = _cut(scale(run.values, run.valid), run.cols, side)  # the GPU path, on the CPU
+        by_reader = _read_run(raster, grid, PATCH, planned, skipped, pin=False, cut=True)  # CPU path
+        assert by_reader.tiles == run.tiles
         for i, tile in enumerate(run.tiles):
             rgb, valid = raster.read(tile.x * PATCH, tile.y * PATCH, side, side)
             np.testing.assert_array_equal(pixels[i].numpy(), rgb)
+            np.testing.assert_array_equal(by_reader.pixels[i].numpy(), rgb)
             cells = valid.reshape(TILE, PATCH, TILE, PATCH).mean(axis=(1, 3)) >= MIN_VALID_FRACTION
             np.testing.assert_array_equal(run.cells[i], cells)
             seen += 1

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from osgeo import gdal
@@ -23,23 +22,12 @@ from osgeo import gdal
 from ..errors import UserError
 from ..params import ReclassifyParams
 from ..progress import Progress
+from ..styling import paletted_qml
 from .classes import UNCLASSIFIED, class_color, load_classes, validate
 from .rasters import AtomicCOG, cell_area, open_classification, windows
 
 NODATA = 255
 
-_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22.0" styleCategories="Symbology">
-  <pipe>
-    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
-      <rasterTransparency/>
-      <colorPalette>
-{entries}
-      </colorPalette>
-    </rasterrenderer>
-  </pipe>
-</qgis>
-"""
 
 
 @dataclass
@@ -133,12 +121,7 @@ def _csv(rows: list[ClassArea]) -> str:
 
 
 def _qml(rows: list[ClassArea], colors: list[tuple]) -> str:
-    lines = []
-    for r in rows:
-        red, green, blue, alpha = colors[r.value]
-        lines.append(f'        <paletteEntry value="{r.value}" color="#{red:02x}{green:02x}{blue:02x}" '
-                     f'alpha="{alpha}" label={quoteattr(r.name)}/>')
-    return _QML.format(entries="\n".join(lines))
+    return paletted_qml((r.value, colors[r.value], r.name) for r in rows)
 
 
 def _color_table(colors: list[tuple]) -> gdal.ColorTable:
