@@ -23,7 +23,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("COREDINO_BENCH_OUT", ROOT / "out" / "bench"))
 DEMO = ROOT / "resources" / "montevideo_0p25m_demo.tif"
-SCENES = Path(os.environ.get("COREDINO_SCENES", "/work/shared/data/scenes"))
+SCENES = Path(os.environ.get("COREDINO_SCENES",  # the development data set beside a checkout
+                             Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes"))
 
 
 def dinov2_folder(folder: Path = OUT / "dinov2-b14-reg-random") -> str:

@@ -62,7 +62,7 @@ def encoder_for(codebook: Codebook, options: ClassifyOptions) -> Encoder:
     """Build the encoder the codebook was fitted with and check that it matches."""
     recipe = codebook.recipe
     weights = options.weights or recipe.get("weights_uri", "random")
-    if not options.weights and weights not in ("random",) and "://" not in weights:
+    if not options.weights and _is_local(weights):  # stored relative to the codebook's folder
         weights = str((Path(codebook.path).parent / weights).resolve())
     spec = ModelSpec(recipe["family"], recipe["variant"], weights, recipe.get("layer"))
     encoder = build_encoder(spec, pick_device(options.device))
@@ -191,7 +191,7 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
                           k=params.k, seed=params.seed, n_features=int(len(sample)),
                           sources=[Path(p).name for p in params.inputs])
     recipe.update(niter=params.niter, features_seen=int(reservoir.seen), metric=params.metric)
-    if recipe["weights_uri"] not in ("random",) and "://" not in recipe["weights_uri"]:
+    if _is_local(recipe["weights_uri"]):
         recipe["weights_uri"] = os.path.relpath(recipe["weights_uri"], Path(params.output).resolve().parent)
     codebook = Codebook(centroids=centroids, colors=colors, metric=params.metric, recipe=recipe)
     codebook.save(params.output)
@@ -237,6 +237,11 @@ class _RowWriter:
         if self.row is not None:
             self.writer.write(0, self.y, self.row)
         self.y, self.row = None, None
+
+
+def _is_local(weights_uri: str) -> bool:
+    """A weights file path (not ``random``, a URL or ``hf://``)."""
+    return weights_uri != "random" and "://" not in weights_uri
 
 
 def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, border: int,

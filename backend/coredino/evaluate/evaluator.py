@@ -21,7 +21,7 @@ from .clusters import cluster_quality
 from .data import DEFAULT_PATTERN, Labelled, find_pairs, load, split
 from .probe import FeatureMap, run_probe
 
-DEFAULT_DATA = "/work/shared/data/labelled/oam_osm_buildings"
+DEFAULT_DATA = "../shared/data/labelled/oam_osm_buildings"  # the development data set beside a checkout
 
 
 @dataclass
