@@ -14,7 +14,7 @@ from typing import Optional
 class ClassifyOptions:
     codebook: Optional[str] = None  # None: the backend's default codebook
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: Optional[int] = None  # None: the backend picks (8 on a CPU, 64 on a GPU)
     bands: Optional[list[int]] = None
     rgb: bool = False
     embeddings: bool = False  # also write <output stem>_embeddings.tif (for Find similar)

@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--niter", type=int, default=20, help="K-means iterations (default: %(default)s)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--device", default="auto")
-    f.add_argument("--batch-size", type=int, default=8)
+    f.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
     f.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
     f.set_defaults(run=_run_fit)
 
@@ -131,7 +131,7 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codebook", help="codebook file (default: the bundled one)")
     p.add_argument("--weights", help="weights to use instead of those the codebook names (hash must match)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1 ...")
-    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
     p.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
     p.add_argument("--rgb", action="store_true", help="also write <output>_rgb.tif, an RGBA rendering")
     p.add_argument("--compile", action="store_true",

@@ -21,7 +21,7 @@ from osgeo import gdal
 
 from . import __version__
 from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colors, fit_kmeans
-from .device import pick_device
+from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .errors import UserError
 from .explore.embeddings import EmbeddingWriter, embeddings_path
@@ -76,8 +76,6 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     start = time.perf_counter()
     progress = progress or Progress()
     opts = params.options
-    if opts.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {opts.batch_size}")
     codebook = codebook or load_codebook(opts.codebook)
     encoder = encoder or encoder_for(codebook, opts)
     recipe = codebook.recipe
@@ -90,6 +88,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         out_grid = type(cells)(cells.wkt, cells.x0, cells.y0, cells.gsd * encoder.patch,
                                grid.cells_x, grid.cells_y)
         device = next(encoder.parameters()).device
+        batch_size = default_batch_size(device, opts.batch_size)
         # CPU: 1024 rows x k scores per matmul stay in cache (a third faster than 65536 at k=6000)
         assigner = Assigner(codebook, device, chunk=1024 if device.type == "cpu" else 65536)
         rgb_output = str(Path(params.output).with_name(Path(params.output).stem + "_rgb.tif")) \
@@ -100,7 +99,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
             n_tiles = 0
             rows = _RowWriter(writer, grid.cells_x)
             pending = None
-            for encoded in encode_batches(raster, encoder, grid, opts.batch_size,
+            for encoded in encode_batches(raster, encoder, grid, batch_size,
                                           progress.scaled(0, 0.95), compile=opts.compile):
                 # one assignment per batch on the encoder's device, valid core cells only; on
                 # CUDA the ids come back asynchronously and are written while the next batch runs
@@ -166,9 +165,11 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
     progress = progress or Progress()
     if params.metric not in ("cosine", "l2"):
         raise UserError(f"unknown metric {params.metric!r}; use cosine or l2")
-    if min(params.k, params.niter, params.batch_size, params.max_features) < 1:
-        raise UserError("--k, --niter, --batch-size and --max-features must be at least 1")
-    encoder = build_encoder(params.model, pick_device(params.device))
+    if min(params.k, params.niter, params.max_features) < 1:
+        raise UserError("--k, --niter and --max-features must be at least 1")
+    device = pick_device(params.device)
+    batch_size = default_batch_size(device, params.batch_size)
+    encoder = build_encoder(params.model, device)
     reservoir = Reservoir(params.max_features, encoder.dim, params.seed)
     n = len(params.inputs)
     for i, path in enumerate(params.inputs):
@@ -177,7 +178,7 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
         try:
             grid = tile_grid(raster, encoder.patch, params.tile, params.border)
             step = progress.scaled(0.6 * i / n, 0.6 * (i + 1) / n)
-            for encoded in encode_batches(raster, encoder, grid, params.batch_size, step):
+            for encoded in encode_batches(raster, encoder, grid, batch_size, step):
                 reservoir.add(encoded.core_features()[0].cpu().numpy())
         finally:
             raster.close()

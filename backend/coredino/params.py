@@ -15,7 +15,7 @@ class ClassifyOptions:
     codebook:   codebook file (default: the bundled one). It names the encoder and weights.
     weights:    use these weights instead of the ones the codebook names (same hash required).
     device:     ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:1``...
-    batch_size: tiles per forward pass.
+    batch_size: tiles per forward pass; None: 8 on the CPU, 64 on a GPU.
     bands:      1-based band numbers used as R, G, B (one number: panchromatic).
     rgb:        also write ``<output stem>_rgb.tif``, an RGBA rendering of the classes.
     compile:    run the encoder through ``torch.compile`` (static batch shape; the first batch
@@ -27,7 +27,7 @@ class ClassifyOptions:
     codebook: Optional[str] = None
     weights: Optional[str] = None
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: Optional[int] = None
     bands: Optional[tuple[int, ...]] = None
     rgb: bool = False
     compile: bool = False
@@ -76,7 +76,7 @@ class FitParams:
     niter: int = 20
     seed: int = 0
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: Optional[int] = None  # None: 8 on the CPU, 64 on a GPU
     bands: Optional[tuple[int, ...]] = None
 
 
