@@ -39,19 +39,6 @@ MAX_RUN = 32  # tiles per read window: bounds the window's memory (about 1-30 MB
 
 
 @dataclass
-class EncodedTile:
-    tile: Tile
-    features: torch.Tensor  # (tile, tile, dim) on the encoder's device
-    valid: np.ndarray  # (tile, tile) bool: cells with enough valid pixels
-
-    def core(self) -> tuple[torch.Tensor, np.ndarray]:
-        """Features and validity of the cells this tile writes."""
-        ox, oy = self.tile.offset
-        h, w = self.tile.out_h, self.tile.out_w
-        return self.features[oy:oy + h, ox:ox + w], self.valid[oy:oy + h, ox:ox + w]
-
-
-@dataclass
 class EncodedBatch:
     tiles: list[Tile]
     features: torch.Tensor  # (n, tile, tile, dim) float32 on the encoder's device
@@ -76,10 +63,6 @@ class EncodedBatch:
             index = index.pin_memory()
         b, y, x = index.to(self.features.device, non_blocking=True)
         return self.features[b, y, x], keep
-
-    def __iter__(self) -> Iterator[EncodedTile]:
-        for i, tile in enumerate(self.tiles):
-            yield EncodedTile(tile, self.features[i], self.valid[i])
 
 
 @dataclass
@@ -109,13 +92,6 @@ def reader_count(device: torch.device) -> int:
     if device.type == "cpu":
         return 1
     return max(1, min(4, (os.cpu_count() or 2) // 4))
-
-
-def encode_raster(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch_size: int,
-                  progress: Optional[Progress] = None) -> Iterator[EncodedTile]:
-    """Yield every tile with at least one valid cell in its core, encoded (see :func:`encode_batches`)."""
-    for batch in encode_batches(raster, encoder, grid, batch_size, progress):
-        yield from batch
 
 
 def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch_size: int,
@@ -331,8 +307,7 @@ def _read_run(raster: RasterSource, grid: TileGrid, patch: int, planned: list[Ti
         tile_cells.append(tc)
     tile_cells = np.stack(tile_cells) if tiles else np.zeros((0, grid.tile, grid.tile), bool)
     if cut:
-        unit = raster.to_unit(values)
-        unit[:, ~valid] = 0.0
+        unit = raster.to_unit(values, valid)
         pixels = torch.from_numpy(np.stack([unit[:, :, c:c + side] for c in cols])) if tiles else None
         return _Run(tiles, torch.tensor(cols, dtype=torch.long), None, None, tile_cells, skipped, pixels)
     values_t, valid_t = torch.from_numpy(values), torch.from_numpy(valid)

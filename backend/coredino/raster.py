@@ -63,9 +63,7 @@ class RasterSource:
     def read(self, x: int, y: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """RGB float32 (3, h, w) in [0, 1] and a validity mask (h, w) for a grid window."""
         values, valid = self.read_raw(x, y, width, height)
-        values = self.to_unit(values)
-        values[:, ~valid] = 0.0
-        return values, valid
+        return self.to_unit(values, valid), valid
 
     def read_raw(self, x: int, y: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """The R, G, B values (3, h, w) of a grid window as read, and its validity mask (h, w).
@@ -82,8 +80,9 @@ class RasterSource:
             values = values.astype(np.float32)
         return values, valid
 
-    def to_unit(self, values: np.ndarray) -> np.ndarray:
-        """Values from :meth:`read_raw` as float32 in [0, 1]: /255 for 8 bits, else the stretch."""
+    def to_unit(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Values from :meth:`read_raw` as float32 in [0, 1] (/255 for 8 bits, else the stretch),
+        0 where not ``valid``."""
         values = values.astype(np.float32)
         if self.stretch is None:
             values *= 1.0 / 255.0
@@ -91,6 +90,7 @@ class RasterSource:
             lo, hi = self.stretch
             values = (values - lo[:, None, None]) / (hi - lo)[:, None, None]
             np.clip(values, 0.0, 1.0, out=values)
+        values[:, ~valid] = 0.0
         return values
 
     def reopen(self) -> "RasterSource":

@@ -94,10 +94,11 @@ def test_embeddings_reproduce_the_encoder_features(kampala):
     full = np.zeros((emb.height, emb.width, codebook.dim), np.float32)
     try:
         for batch in encode_batches(raster, encoder, tile_grid(raster, patch, tile, recipe["border"]), 8):
-            for tile in batch:
-                features, _ = tile.core()
-                t = tile.tile
-                full[t.out_y:t.out_y + t.out_h, t.out_x:t.out_x + t.out_w] = features.numpy()
+            features, keep = batch.core_features()  # the engine's path: valid core cells only
+            b, y, x = np.nonzero(keep)
+            rows = np.array([t.out_y - t.offset[1] for t in batch.tiles])[b] + y
+            cols = np.array([t.out_x - t.offset[0] for t in batch.tiles])[b] + x
+            full[rows, cols] = features.numpy()
     finally:
         raster.close()
     unit = full[valid] / np.linalg.norm(full[valid], axis=1, keepdims=True)

@@ -108,3 +108,15 @@ def classified(kampala_classified, tmp_path) -> Path:
     for name in ("kampala_classes.tif", "kampala_classes.qml", "kampala_classes_embeddings.tif"):
         shutil.copy(kampala_classified.parent / name, tmp_path / name)
     return tmp_path / "kampala_classes.tif"
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_processing):
+    """The coredino Processing provider, registered for one test module."""
+    from qgis.core import QgsApplication
+
+    from coredino_qgis.processing.provider import CoredinoProvider
+    provider = CoredinoProvider()
+    QgsApplication.processingRegistry().addProvider(provider)
+    yield provider
+    QgsApplication.processingRegistry().removeProvider(provider)

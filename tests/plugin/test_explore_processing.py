@@ -7,17 +7,8 @@ import json
 import numpy as np
 import pytest
 from osgeo import gdal, ogr
-from qgis.core import QgsApplication, QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingException, QgsVectorLayer
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingException, QgsVectorLayer
 
-from coredino_qgis.processing.provider import CoredinoProvider
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    provider = CoredinoProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    yield provider
-    QgsApplication.processingRegistry().removeProvider(provider)
 
 
 def points(crs: str, xys) -> QgsVectorLayer:

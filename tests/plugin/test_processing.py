@@ -7,21 +7,12 @@ from pathlib import Path
 
 import pytest
 from osgeo import gdal
-from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
 
-from coredino_qgis.processing.provider import CoredinoProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "resources" / "montevideo_0p25m_demo.tif"
 CARANAVI = ROOT / "tests" / "data" / "caranavi_collar_0p25m.tif"
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    provider = CoredinoProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    yield provider
-    QgsApplication.processingRegistry().removeProvider(provider)
 
 
 @pytest.fixture(scope="module")
