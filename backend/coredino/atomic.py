@@ -1,27 +1,5 @@
-"""Files that appear complete or not at all."""
+"""Files that appear complete or not at all (the rules live in :mod:`coredino_contract.files`)."""
 
-from __future__ import annotations
+from coredino_contract.files import atomic_open, temp_name
 
-import os
-import uuid
-from contextlib import contextmanager
-from pathlib import Path
-from typing import BinaryIO, Iterator
-
-
-@contextmanager
-def atomic_open(path: str | os.PathLike, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Write ``path`` through a temporary file beside it (created with permissions ``mode``),
-    renamed over ``path`` when the block completes and removed if it raises."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+__all__ = ["atomic_open", "temp_name"]

@@ -8,6 +8,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
+from coredino_contract.params import METRICS
+
 from . import __version__
 from .errors import Cancelled, UserError
 from .progress import Progress
@@ -74,15 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("inputs", nargs="+", help="raster files")
     f.add_argument("-o", "--output", required=True, help="codebook file (.npz)")
     f.add_argument("--model", default="core-dino:n",
-                   help="core-dino:<n|s|m|l|x> or dinov2:<hub id or folder> (default: %(default)s)")
+                   help="core-dino:<n|s|m|l|x>[@layer] or dinov2:<hub id or folder> (default: %(default)s)")
     f.add_argument("--weights", default="random",
                    help="core-dino weights: path, URL, hf://owner/repo/file or 'random' (default)")
-    f.add_argument("--layer", type=int, default=19, help="core-dino feature layer 16/19/22 (default: %(default)s)")
+    f.add_argument("--layer", type=int, help="core-dino feature layer 16/19/22 (default: 19, or the model's @layer)")
     f.add_argument("--gsd", type=float, default=0.25, help="metres per pixel (default: %(default)s)")
     f.add_argument("--tile", type=int, default=24, help="tile side in patches (default: %(default)s)")
     f.add_argument("--border", type=int, default=3, help="discarded border in patches (default: %(default)s)")
     f.add_argument("--k", type=int, default=6000, help="number of clusters (default: %(default)s)")
-    f.add_argument("--metric", choices=("cosine", "l2"), default="cosine")
+    f.add_argument("--metric", choices=METRICS, default="cosine")
     f.add_argument("--max-features", type=int, default=1_000_000, help="reservoir size (default: %(default)s)")
     f.add_argument("--niter", type=int, default=20, help="K-means iterations (default: %(default)s)")
     f.add_argument("--seed", type=int, default=0)
@@ -233,11 +235,16 @@ def _bar(label: str) -> Iterator[Progress]:
             bar.close()
 
 
+def _run(params, label: str):
+    """Run a job through the same dispatch as the service, with a progress bar."""
+    from .runners import run
+    with _bar(label) as progress:
+        return run(params, progress)
+
+
 def _run_classify(args: argparse.Namespace) -> int:
-    from .engine import classify
     from .params import ClassifyParams
-    with _bar(args.input) as progress:
-        result = classify(ClassifyParams(args.input, args.output, _options(args)), progress)
+    result = _run(ClassifyParams(args.input, args.output, _options(args)), args.input)
     for warning in result.warnings:
         print(f"coredino: warning: {warning}", file=sys.stderr)
     cells = sum(result.classes.values())
@@ -251,11 +258,9 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def _run_batch(args: argparse.Namespace) -> int:
-    from .engine import batch
     from .params import BatchParams
     params = BatchParams(args.input_dir, args.output_dir, args.pattern, args.overwrite, _options(args))
-    with _bar(args.input_dir) as progress:
-        result = batch(params, progress)
+    result = _run(params, args.input_dir)
     for path, reason in result.failed.items():
         print(f"FAILED {path}: {reason}", file=sys.stderr)
     print(f"batch: {len(result.done)} classified, {len(result.skipped)} already done (skipped), "
@@ -264,19 +269,15 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _run_fit(args: argparse.Namespace) -> int:
-    from .encoders import ModelSpec
-    from .encoders.registry import parse_model
-    from .engine import fit_codebook
+    from coredino_contract.params import parse_model
     from .params import FitParams
-    family, variant = parse_model(args.model)
-    spec = ModelSpec(family, variant, args.weights, args.layer if family == "core-dino" else None)
+    spec = parse_model(args.model, args.weights, args.layer)
     params = FitParams(args.inputs, args.output, spec, args.gsd, args.tile, args.border, args.k,
                        args.metric, args.max_features, args.niter, args.seed, args.device,
                        args.batch_size, args.bands)
-    with _bar("fit-codebook") as progress:
-        codebook = fit_codebook(params, progress)
-    print(f"{args.output}: {codebook.k} clusters of {codebook.dim}-d {codebook.metric} features "
-          f"from {codebook.recipe['n_features']} patches")
+    result = _run(params, "fit-codebook")
+    print(f"{result.output}: {result.k} clusters of {result.dim}-d {result.metric} features "
+          f"from {result.n_features} patches")
     return 0
 
 
@@ -287,31 +288,24 @@ def _run_quicklook(args: argparse.Namespace) -> int:
 
 
 def _run_similar(args: argparse.Namespace) -> int:
-    from .explore.similar import similar
     from .params import SimilarParams
-    result = similar(SimilarParams(args.embeddings, args.output, args.positive, args.negative))
+    result = _run(SimilarParams(args.embeddings, args.output, args.positive, args.negative), args.embeddings)
     print(f"{result.output}: similarity of {result.cells} cells, {result.min:.3f} to {result.max:.3f} "
           f"in {result.seconds:.2f} s")
     return 0
 
 
 def _run_reclassify(args: argparse.Namespace) -> int:
-    from .errors import UserError
-    from .explore.classes import save_classes
-    from .explore.reclassify import reclassify
+    from coredino_contract.classes import save_classes
     from .params import ReclassifyParams
-    if bool(args.classes) == bool(args.classes_file):
-        raise UserError("give the classes with --class NAME=ID,... or --classes-file FILE (one of them)")
     classes: dict[str, list[int]] = {}
     for name, ids in args.classes:
         if name in classes:
             raise UserError(f"--class {name} is given twice")
         classes[name] = ids
-    result = reclassify(ReclassifyParams(args.input, args.output, classes, args.classes_file))
+    result = _run(ReclassifyParams(args.input, args.output, classes, args.classes_file), args.input)
     if args.save_classes:
-        from osgeo import gdal
-        tags = gdal.Open(result.output).GetMetadata()
-        save_classes(args.save_classes, json.loads(tags["CLASSES"]), tags.get("CODEBOOK_SHA256"))
+        save_classes(args.save_classes, result.mapping, result.codebook_sha256)
         print(f"{args.save_classes}: classes saved")
     for row in result.classes:
         print(f"{row.value:3d} {row.name}: {row.cells} cells, {row.area_m2:.0f} m2 ({row.area_ha:.3f} ha)")
@@ -320,9 +314,8 @@ def _run_reclassify(args: argparse.Namespace) -> int:
 
 
 def _run_polygonize(args: argparse.Namespace) -> int:
-    from .explore.polygonize import polygonize
     from .params import PolygonizeParams
-    result = polygonize(PolygonizeParams(args.input, args.output, args.class_name, args.value))
+    result = _run(PolygonizeParams(args.input, args.output, args.class_name, args.value), args.input)
     print(f"{result.output}: layer {result.layer}, {result.features} polygons, "
           f"{result.area_m2:.0f} m2 ({result.area_ha:.3f} ha)")
     return 0

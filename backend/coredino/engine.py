@@ -10,7 +10,6 @@ import contextlib
 import glob
 import os
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -19,12 +18,15 @@ import numpy as np
 import torch
 from osgeo import gdal
 
+from coredino_contract.naming import embeddings_path, rgb_path
+from coredino_contract.results import BatchResult, ClassifyResult
+
 from . import __version__
 from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colors, fit_kmeans
 from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .errors import UserError
-from .explore.embeddings import EmbeddingWriter, embeddings_path
+from .explore.embeddings import EmbeddingWriter
 from .features import encode_batches, tile_grid
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
@@ -33,25 +35,6 @@ from .writer import ClassWriter
 
 RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().parents[2] / "resources"))
 DEFAULT_CODEBOOK = RESOURCES / "coredino-n-default.codebook.npz"
-
-
-@dataclass
-class ClassifyResult:
-    output: str
-    classes: dict[int, int]  # cluster id -> number of cells
-    tiles: int
-    seconds: float
-    device: str
-    rgb_output: Optional[str] = None
-    warnings: list[str] = field(default_factory=list)
-    embeddings: Optional[str] = None  # <output stem>_embeddings.tif when options.embeddings
-
-
-@dataclass
-class BatchResult:
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # input -> one-line reason
 
 
 def load_codebook(path: Optional[str]) -> Codebook:
@@ -73,6 +56,7 @@ def encoder_for(codebook: Codebook, options: ClassifyOptions) -> Encoder:
 def classify(params: ClassifyParams, progress: Optional[Progress] = None,
              codebook: Optional[Codebook] = None, encoder: Optional[Encoder] = None) -> ClassifyResult:
     """Classify ``params.input`` into a COG of cluster ids at ``params.output``."""
+    params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
     opts = params.options
@@ -91,8 +75,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         batch_size = default_batch_size(device, opts.batch_size)
         # CPU: 1024 rows x k scores per matmul stay in cache (a third faster than 65536 at k=6000)
         assigner = Assigner(codebook, device, chunk=1024 if device.type == "cpu" else 65536)
-        rgb_output = str(Path(params.output).with_name(Path(params.output).stem + "_rgb.tif")) \
-            if opts.rgb else None
+        rgb_output = rgb_path(params.output) if opts.rgb else None
         tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
         with ClassWriter(params.output, out_grid, codebook.colors, tags) as writer, \
                 _embedding_writer(params.output, out_grid, encoder.dim, tags, opts) as embed:
@@ -132,6 +115,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
 
 def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResult:
     """Classify a folder; a bad file is recorded and the rest continue."""
+    params.validate()
     progress = progress or Progress()
     root = Path(params.input_dir)
     if not root.is_dir():
@@ -162,11 +146,8 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
 
 def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Codebook:
     """Sample patch features from rasters (bounded memory), K-means them, colour the centroids."""
+    params.validate()
     progress = progress or Progress()
-    if params.metric not in ("cosine", "l2"):
-        raise UserError(f"unknown metric {params.metric!r}; use cosine or l2")
-    if min(params.k, params.niter, params.max_features) < 1:
-        raise UserError("--k, --niter and --max-features must be at least 1")
     device = pick_device(params.device)
     batch_size = default_batch_size(device, params.batch_size)
     encoder = build_encoder(params.model, device)

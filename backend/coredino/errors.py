@@ -1,9 +1,5 @@
-"""Errors a user can act on: one line naming the file and the fix, never a traceback."""
+"""Errors a user can act on (defined in the contract, so the plugin shares them)."""
 
+from coredino_contract.errors import Cancelled, UserError
 
-class UserError(Exception):
-    """A problem with the user's input or set-up; its message is shown as is."""
-
-
-class Cancelled(Exception):
-    """The caller asked the running job to stop."""
+__all__ = ["Cancelled", "UserError"]

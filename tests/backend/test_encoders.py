@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from coredino.encoders import ModelSpec, build_encoder
-from coredino.encoders.registry import parse_model
+from coredino_contract.params import parse_model
 from coredino.encoders.weights import resolve_weights, sha256_file
 from coredino.encoders.yolo import CoreDinoEncoder, build_yolo_backbone, run_layers
 from coredino.errors import UserError
@@ -224,10 +224,10 @@ def test_dinov2_missing_folder_or_offline_hub_id(tmp_path):
 # registry
 
 def test_parse_model():
-    assert parse_model("core-dino:x") == ("core-dino", "x")
-    assert parse_model("dinov2:facebook/dinov2-with-registers-base") == (
-        "dinov2", "facebook/dinov2-with-registers-base")
-    assert parse_model("dinov2:/path/to/folder") == ("dinov2", "/path/to/folder")
+    assert parse_model("core-dino:x") == ModelSpec("core-dino", "x", "random", 19)
+    assert parse_model("dinov2:facebook/dinov2-with-registers-base") == ModelSpec(
+        "dinov2", "facebook/dinov2-with-registers-base", "random", None)
+    assert parse_model("dinov2:/path/to/folder") == ModelSpec("dinov2", "/path/to/folder", "random", None)
     with pytest.raises(UserError, match="core-dino, dinov2"):
         parse_model("resnet:50")
     with pytest.raises(UserError, match="no variant"):

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from coredino.cli import main
 from coredino.engine import classify, encoder_for, load_codebook
 from coredino.errors import Cancelled, UserError
-from coredino.explore.classes import load_classes, save_classes
+from coredino_contract.classes import load_classes, save_classes
 from coredino.explore.embeddings import EmbeddingFile, embeddings_path
 from coredino.explore.polygonize import polygonize
 from coredino.explore.reclassify import reclassify

@@ -13,6 +13,8 @@ from typing import Optional
 
 import numpy as np
 
+from coredino_contract.params import model_id
+
 from .. import __version__
 from ..atomic import atomic_open
 from ..encoders.weights import sha256_file
@@ -40,9 +42,8 @@ def build_recipe(encoder_recipe: dict, *, tile: int, border: int, gsd: Optional[
 
 
 def _encoder_id(recipe: dict) -> str:
-    layer = f"@{recipe['layer']}" if recipe.get("layer") is not None else ""
     sha = str(recipe.get("weights_sha256") or "none")[:12]
-    return (f"{recipe.get('family')}:{recipe.get('variant')}{layer} (weights sha256 {sha}, "
+    return (f"{model_id(recipe.get('family'), recipe.get('variant'), recipe.get('layer'))} (weights sha256 {sha}, "
             f"dim {recipe.get('dim')}, normalisation {recipe.get('normalisation')})")
 
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
+from coredino_contract.params import ModelSpec, model_id
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which encoder to build: the UI-to-engine contract for models.
-
-    family:  registry key, ``core-dino`` or ``dinov2``.
-    variant: core-dino: YOLO11 scale (n, s, m, l, x); dinov2: HF hub id or local model folder.
-    weights: core-dino: local path, http(s) URL, ``hf://owner/repo/file`` or ``random`` (seeded
-             random init); dinov2: unused (the variant names the weights).
-    layer:   core-dino feature layer (16, 19 or 22: strides 8, 16, 32); dinov2: unused.
-    """
-
-    family: str = "core-dino"
-    variant: str = "n"
-    weights: str = "random"
-    layer: Optional[int] = 19
+__all__ = ["Encoder", "ModelSpec"]
 
 
 class Encoder(nn.Module):
@@ -57,8 +43,7 @@ class Encoder(nn.Module):
 
     @property
     def id(self) -> str:
-        layer = f"@{self.layer}" if self.layer is not None else ""
-        return f"{self.family}:{self.variant}{layer}"
+        return model_id(self.family, self.variant, self.layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

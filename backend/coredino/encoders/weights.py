@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from coredino_contract.protocol import cache_dir
+
 from ..errors import UserError
 
 COREDINO_UPSTREAM_URL = (
@@ -25,16 +27,11 @@ COREDINO_UPSTREAM_URL = (
 _CHUNK = 1 << 20
 
 
-def cache_root() -> Path:
-    """coredino's cache folder: ``$COREDINO_CACHE`` or ``~/.cache/coredino``."""
-    return Path(os.environ.get("COREDINO_CACHE") or Path.home() / ".cache" / "coredino")
-
-
 def hf_cache_dir() -> Optional[Path]:
     """Hub cache: the hub's own when ``HF_HOME``/``HF_HUB_CACHE`` is set, else ours."""
     if os.environ.get("HF_HOME") or os.environ.get("HF_HUB_CACHE"):
         return None
-    return cache_root() / "hf"
+    return cache_dir() / "hf"
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -49,7 +46,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 def resolve_weights(uri: str, cache_dir: Optional[Path] = None) -> Path:
     """Local file for ``uri``: a path, an http(s) URL (downloaded once) or ``hf://owner/repo/file``."""
     if uri.startswith(("http://", "https://")):
-        return _download(uri, Path(cache_dir) if cache_dir else cache_root() / "weights")
+        return _download(uri, Path(cache_dir) if cache_dir else cache_dir() / "weights")
     if uri.startswith("hf://"):
         return _hf_file(uri, cache_dir)
     path = Path(uri).expanduser()

@@ -17,11 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coredino_contract.params import CORE_DINO_SCALES
+from coredino_contract.protocol import cache_dir
+
 from ..errors import UserError
 from .base import Encoder, ModelSpec
-from .weights import cache_root, resolve_weights, sha256_file
+from .weights import resolve_weights, sha256_file
 
-SCALES = ("n", "s", "m", "l", "x")
+SCALES = CORE_DINO_SCALES
 LAYER_STRIDES = {16: 8, 19: 16, 22: 32}
 N_LAYERS = 23  # layers 0-22; layer 23 is the Detect head, not part of core-dino
 ALIGN = 32  # the neck concatenates stride 8-32 maps, so inputs must be multiples of 32
@@ -39,7 +42,7 @@ def _build(scale: str) -> tuple[nn.Module, nn.ModuleList]:
     _check_scale(scale)
     os.environ.setdefault("YOLO_VERBOSE", "False")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_root() / "ultralytics"))
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel(f"yolo11{scale}.yaml", ch=3, verbose=False)

@@ -11,12 +11,13 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 from xml.sax.saxutils import escape
 
 from osgeo import gdal, ogr
+
+from coredino_contract.results import PolygonizeResult
 
 from ..errors import Cancelled, UserError
 from ..params import PolygonizeParams
@@ -26,24 +27,10 @@ from .rasters import cell_area, open_classification, temp_path
 ogr.UseExceptions()
 
 
-@dataclass
-class PolygonizeResult:
-    output: str
-    layer: str
-    value: int
-    class_name: str
-    features: int
-    area_m2: float
-    area_ha: float
-    seconds: float = 0.0
-
-
 def _target(params: PolygonizeParams, ds: gdal.Dataset) -> tuple[int, str]:
     """(pixel value, name) of the class asked for."""
     names = json.loads(ds.GetMetadataItem("CLASS_NAMES") or "null")
     band = ds.GetRasterBand(1)
-    if (params.class_name is None) == (params.value is None):
-        raise UserError("give either a class name or a value to polygonize (not both)")
     if params.class_name is not None:
         if not names:
             raise UserError(f"{params.input} has no class names (it is a cluster map): give a cluster "
@@ -82,6 +69,7 @@ def _mask_vrt(path: str, ds: gdal.Dataset, value: int) -> gdal.Dataset:
 
 
 def polygonize(params: PolygonizeParams, progress: Optional[Progress] = None) -> PolygonizeResult:
+    params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
     ds = open_classification(params.input)

@@ -12,51 +12,29 @@ import csv
 import io
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from osgeo import gdal
 
+from coredino_contract.classes import UNCLASSIFIED, class_color, load_classes, validate
+from coredino_contract.naming import areas_path, style_path
+from coredino_contract.results import ClassArea, ReclassifyResult
+
 from ..errors import UserError
 from ..params import ReclassifyParams
 from ..progress import Progress
 from ..styling import paletted_qml
-from .classes import UNCLASSIFIED, class_color, load_classes, validate
 from .rasters import AtomicCOG, cell_area, open_classification, windows
 
 NODATA = 255
 
 
 
-@dataclass
-class ClassArea:
-    value: int
-    name: str
-    cells: int
-    area_m2: float
-    area_ha: float
-
-
-@dataclass
-class ReclassifyResult:
-    output: str
-    csv: str
-    classes: list[ClassArea] = field(default_factory=list)  # unclassified first, then by value
-    seconds: float = 0.0
-
-
-def areas_path(output: str) -> str:
-    path = Path(output)
-    return str(path.with_name(f"{path.stem}_areas.csv"))
-
-
 def _mapping(params: ReclassifyParams, tags: dict, k: int) -> dict[str, list[int]]:
     if params.classes:
         return validate(params.classes, k, "classes")
-    if not params.classes_file:
-        raise UserError("give the classes: a name -> cluster ids mapping or a .classes.json file")
     classes, sha = load_classes(params.classes_file)
     mine = tags.get("CODEBOOK_SHA256")
     if sha and mine and sha != mine:
@@ -66,6 +44,7 @@ def _mapping(params: ReclassifyParams, tags: dict, k: int) -> dict[str, list[int
 
 
 def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) -> ReclassifyResult:
+    params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
     ds = open_classification(params.input)
@@ -98,7 +77,7 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
                 for v, name in enumerate(names)]
         csv_path = areas_path(params.output)
         out.sidecar(Path(csv_path)).write_text(_csv(rows), encoding="utf-8")
-        out.sidecar(Path(params.output).with_suffix(".qml")).write_text(_qml(rows, colors), encoding="utf-8")
+        out.sidecar(Path(style_path(params.output))).write_text(_qml(rows, colors), encoding="utf-8")
         keep = {key: tags[key] for key in ("MODEL", "WEIGHTS_SHA256", "CODEBOOK", "CODEBOOK_SHA256", "K",
                                            "GSD", "PATCH_PX", "SOURCE") if key in tags}
         keep.update(CLASS_NAMES=json.dumps(names), CLASSES=json.dumps(mapping),
@@ -106,7 +85,8 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
         output = out.publish(keep, _color_table(colors), lambda pam: _attach_rat(pam, rows, colors))
     ds = None
     progress.update(1.0, "done")
-    return ReclassifyResult(output, csv_path, rows, time.perf_counter() - start)
+    return ReclassifyResult(output, csv_path, rows, time.perf_counter() - start, mapping,
+                            tags.get("CODEBOOK_SHA256"))
 
 
 def _csv(rows: list[ClassArea]) -> str:

@@ -14,12 +14,13 @@ negatives centring helps (0.770 vs 0.745 uncentred).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 from osgeo import gdal
+
+from coredino_contract.results import SIMILARITY_BINS, SimilarResult
 
 from ..errors import UserError
 from ..params import SimilarParams
@@ -28,7 +29,6 @@ from .embeddings import EmbeddingFile, resolve
 from .rasters import AtomicCOG, cell_area, cell_of, windows
 
 NODATA = -2.0  # outside the cosine range [-1, 1]
-BINS = 200  # histogram of the similarity: bin i is [-1 + i / 100, -1 + (i + 1) / 100)
 
 _QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="Symbology">
@@ -47,26 +47,6 @@ _QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 """
 
 
-@dataclass
-class SimilarResult:
-    """What a similar job returns. ``histogram[i]`` counts cells with similarity in bin i."""
-
-    output: str
-    embeddings: str
-    cells: int  # valid cells
-    cell_area_m2: float
-    min: float
-    max: float
-    histogram: list[int] = field(default_factory=list)
-    histogram_range: tuple[float, float] = (-1.0, 1.0)
-    seconds: float = 0.0
-
-    def area_above(self, threshold: float) -> float:
-        """m² of the cells whose similarity is at least ``threshold`` (at bin resolution, 0.01)."""
-        first = int(np.clip(np.ceil((threshold + 1.0) * BINS / 2 - 1e-9), 0, BINS))
-        return float(sum(self.histogram[first:])) * self.cell_area_m2
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
@@ -74,8 +54,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def _vectors(emb: EmbeddingFile, points: Sequence[Sequence[float]], what: str) -> np.ndarray:
     out = []
     for point in points:
-        if len(point) != 2:
-            raise UserError(f"{what} point {list(point)!r}: give x,y in the raster's CRS")
         x, y = float(point[0]), float(point[1])
         col, row = cell_of(emb.ds, emb.path, x, y)
         z, valid = emb.read(col, row, 1, 1)
@@ -88,8 +66,6 @@ def _vectors(emb: EmbeddingFile, points: Sequence[Sequence[float]], what: str) -
 
 def query_vector(emb: EmbeddingFile, positives, negatives) -> np.ndarray:
     """The unit query vector of the module docstring."""
-    if not positives:
-        raise UserError("give at least one positive point (a place like the ones you look for)")
     q = _unit(_unit(_vectors(emb, positives, "positive")).mean(0))
     if negatives:
         q = q - _unit(_vectors(emb, negatives, "negative")).mean(0)
@@ -101,13 +77,14 @@ def query_vector(emb: EmbeddingFile, positives, negatives) -> np.ndarray:
 
 def similar(params: SimilarParams, progress: Optional[Progress] = None) -> SimilarResult:
     """Write the similarity COG of ``params.embeddings`` (or of the classification it belongs to)."""
+    params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
     emb = resolve(params.embeddings)
     try:
         q = query_vector(emb, params.positives, params.negatives)
         area = cell_area(emb.ds, emb.path)
-        counts = np.zeros(BINS, np.int64)
+        counts = np.zeros(SIMILARITY_BINS, np.int64)
         lo, hi = np.inf, -np.inf
         with AtomicCOG(params.output, emb.ds, gdal.GDT_Float32, NODATA, "AVERAGE") as out:
             blocks = list(windows(emb.width, emb.height))
@@ -120,8 +97,8 @@ def similar(params: SimilarParams, progress: Optional[Progress] = None) -> Simil
                 if valid.any():
                     values = score[valid]
                     lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
-                    counts += np.bincount(np.clip(((values + 1.0) * BINS / 2).astype(np.int64), 0, BINS - 1),
-                                          minlength=BINS)
+                    bins = np.clip(((values + 1.0) * SIMILARITY_BINS / 2).astype(np.int64), 0, SIMILARITY_BINS - 1)
+                    counts += np.bincount(bins, minlength=SIMILARITY_BINS)
             if not np.isfinite(lo):
                 lo = hi = 0.0
             tags = {key: emb.tags[key] for key in ("MODEL", "CODEBOOK_SHA256", "WEIGHTS_SHA256", "SOURCE")
@@ -150,4 +127,4 @@ def _percentile(counts: np.ndarray, fraction: float) -> float:
     if not total:
         return 0.0
     i = int(np.searchsorted(np.cumsum(counts), fraction * total))
-    return -1.0 + 2.0 * i / BINS
+    return -1.0 + 2.0 * i / SIMILARITY_BINS

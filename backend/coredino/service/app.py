@@ -1,9 +1,8 @@
-"""The FastAPI app of protocol version 1: health, capabilities and jobs, behind a bearer token."""
+"""The FastAPI app: health, capabilities and jobs, behind a bearer token."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,22 +11,22 @@ from typing import AsyncIterator, Optional
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .. import __version__, engine
-from ..codebook import Codebook
+from coredino_contract import JOB_KINDS
+from coredino_contract.protocol import PROTOCOL_VERSION
+
+from .. import __version__
+from ..codebook.discovery import CodebookCatalogue
 from ..device import describe, pick_device
+from ..engine import DEFAULT_CODEBOOK
 from ..encoders import FAMILIES
-from ..errors import UserError
 from .jobs import JobQueue
 from .schemas import Capabilities, CodebookInfo, Health, JobList, JobRecord, JobSpec, QueueInfo
-
-PROTOCOL_VERSION = 1
-log = logging.getLogger(__name__)
 
 
 def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
     """The app; its job worker starts and stops with the server (the ASGI lifespan)."""
     jobs = JobQueue()
-    codebooks = CodebookCatalogue(codebook_dirs)
+    codebooks = CodebookCatalogue(codebook_dirs, DEFAULT_CODEBOOK)
     bearer = HTTPBearer(auto_error=False, description="the token `coredino serve` wrote to its token file")
 
     def authorised(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
@@ -61,7 +60,8 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
         return Capabilities(
             protocol=PROTOCOL_VERSION, version=__version__, device=info["device"],
             gpu=info.get("gpu"), gpu_memory_gb=info.get("gpu_memory_gb"), torch=info["torch"],
-            model_families=sorted(FAMILIES), codebooks=codebooks.scan(),
+            model_families=sorted(FAMILIES), job_kinds=list(JOB_KINDS),
+            codebooks=[CodebookInfo(**info) for info in codebooks.scan()],
             queue=QueueInfo(running=running, queued=queued))
 
     @v1.post("/jobs", status_code=202, tags=["jobs"])
@@ -91,45 +91,3 @@ def _found(record: Optional[dict], job_id: str) -> dict:
     if record is None:
         raise HTTPException(404, detail=f"no job {job_id} on this backend (jobs are forgotten when it restarts)")
     return record
-
-
-class CodebookCatalogue:
-    """The bundled codebook plus ``*.codebook.npz`` in the given folders, rescanned on each call.
-
-    Descriptions are cached per file version; a file that does not load is skipped with one log line.
-    """
-
-    def __init__(self, dirs: list[Path]) -> None:
-        self.dirs = [Path(d) for d in dirs]
-        self._cache: dict[tuple[Path, int, int], Optional[CodebookInfo]] = {}
-
-    def scan(self) -> list[CodebookInfo]:
-        default = engine.DEFAULT_CODEBOOK.resolve()
-        paths = [default] + sorted(p.resolve() for d in self.dirs for p in d.glob("*.codebook.npz"))
-        infos = []
-        for path in dict.fromkeys(paths):  # unique, in order
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                log.warning("codebook %s skipped: %s", path, exc.strerror)
-                continue
-            key = (path, stat.st_mtime_ns, stat.st_size)
-            if key not in self._cache:
-                self._cache[key] = _describe(path, path == default)
-            if self._cache[key] is not None:
-                infos.append(self._cache[key])
-        return infos
-
-
-def _describe(path: Path, default: bool) -> Optional[CodebookInfo]:
-    try:
-        codebook = Codebook.load(path)
-    except UserError as exc:
-        log.warning("codebook skipped: %s", exc)
-        return None
-    summary, recipe = codebook.summary(), codebook.recipe
-    layer = f"@{recipe['layer']}" if recipe.get("layer") is not None else ""
-    return CodebookInfo(name=path.name, path=str(path), k=summary["k"], metric=summary["metric"],
-                        model=f"{recipe['family']}:{recipe['variant']}{layer}", gsd=summary["gsd"],
-                        patch=summary["patch"], tile=summary["tile"], border=summary["border"],
-                        default=default)

@@ -8,36 +8,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from .. import engine
 from ..errors import Cancelled, UserError
-from ..explore.polygonize import polygonize
-from ..explore.reclassify import reclassify
-from ..explore.similar import similar
-from ..params import FitParams
 from ..progress import Progress
+from ..runners import run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FitResult:
-    """What a fit-codebook job returns: the codebook file and its size."""
-
-    output: str
-    k: int
-    dim: int
-
-
-def _fit(params: FitParams, progress: Progress) -> FitResult:
-    codebook = engine.fit_codebook(params, progress)
-    return FitResult(params.output, codebook.k, codebook.dim)
-
-
-RUNNERS: dict[str, Callable[[Any, Progress], Any]] = {
-    "classify": engine.classify, "batch": engine.batch, "fit-codebook": _fit,
-    "similar": similar, "reclassify": reclassify, "polygonize": polygonize}
 
 
 def _now() -> str:
@@ -146,7 +123,7 @@ class JobQueue:
 
         outcome: dict[str, Any]
         try:
-            outcome = {"state": "done", "result": RUNNERS[job.kind](job.params, Progress(report, job.cancel))}
+            outcome = {"state": "done", "result": run(job.params, Progress(report, job.cancel))}
         except Cancelled:
             outcome = {"state": "cancelled", "message": "cancelled"}
         except UserError as exc:

@@ -1,8 +1,9 @@
-"""Request and response models of protocol version 1; they make /openapi.json describe the API.
+"""Request and response models of the protocol; they make /openapi.json describe the API.
 
-Job parameters are the engine's own dataclasses (:mod:`coredino.params`), validated by pydantic,
-so the service accepts exactly the fields the engine has. Every model forbids unknown fields,
-which also applies to the dataclasses nested in it.
+Job specs and results are generated from the contract's table of job kinds
+(:data:`coredino_contract.JOB_KINDS`): the parameters are the engine's own dataclasses,
+validated by pydantic, so the service accepts exactly the fields the engine has. Every model
+forbids unknown fields, which also applies to the dataclasses nested in it.
 """
 
 from __future__ import annotations
@@ -10,17 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Literal, Optional, Union
 
 from fastapi import Body
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..engine import BatchResult, ClassifyResult
-from ..explore.polygonize import PolygonizeResult
-from ..explore.reclassify import ReclassifyResult
-from ..explore.similar import SimilarResult
-from ..params import BatchParams, ClassifyParams, FitParams, PolygonizeParams, ReclassifyParams, SimilarParams
-from .jobs import FitResult
-
-JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-JobKind = Literal["classify", "batch", "fit-codebook", "similar", "reclassify", "polygonize"]
+from coredino_contract import JOB_KINDS, JOB_STATES, JobKind
 
 
 class _Model(BaseModel):
@@ -58,56 +51,33 @@ class Capabilities(_Model):
     gpu_memory_gb: Optional[float] = None
     torch: str
     model_families: list[str]
+    job_kinds: list[str] = Field(description="the job kinds this backend runs")
     codebooks: list[CodebookInfo]
     queue: QueueInfo
 
 
-class ClassifySpec(_Model):
-    kind: Literal["classify"]
-    params: ClassifyParams
+def _spec_model(kind: JobKind) -> type[_Model]:
+    """``{"kind": "<name>", "params": <the kind's parameter dataclass>}``."""
+    title = "".join(part.title() for part in kind.name.split("-"))
+    return create_model(f"{title}Spec", __base__=_Model, kind=(Literal[kind.name], ...),
+                        params=(kind.params, ...))
 
 
-class BatchSpec(_Model):
-    kind: Literal["batch"]
-    params: BatchParams
-
-
-class FitSpec(_Model):
-    kind: Literal["fit-codebook"]
-    params: FitParams
-
-
-class SimilarSpec(_Model):
-    kind: Literal["similar"]
-    params: SimilarParams
-
-
-class ReclassifySpec(_Model):
-    kind: Literal["reclassify"]
-    params: ReclassifyParams
-
-
-class PolygonizeSpec(_Model):
-    kind: Literal["polygonize"]
-    params: PolygonizeParams
-
-
-JobSpec = Annotated[Union[ClassifySpec, BatchSpec, FitSpec, SimilarSpec, ReclassifySpec, PolygonizeSpec],
+JobSpec = Annotated[Union[tuple(_spec_model(kind) for kind in JOB_KINDS.values())],
                     Body(discriminator="kind")]
+JobResult = Optional[Union[tuple(kind.result for kind in JOB_KINDS.values())]]
 
 
 class JobRecord(_Model):
     id: str
-    kind: JobKind
-    state: JobState
+    kind: Literal[tuple(JOB_KINDS)]
+    state: Literal[JOB_STATES]
     progress: float = Field(ge=0, le=1)
     message: str
     created: str = Field(description="ISO 8601, UTC")
     started: Optional[str]
     finished: Optional[str]
-    result: Union[ClassifyResult, BatchResult, FitResult, SimilarResult, ReclassifyResult,
-                  PolygonizeResult, None] = Field(
-        description="when done: the engine's result for the job's kind")
+    result: JobResult = Field(description="when done: the engine's result for the job's kind")
     error: Optional[str] = Field(description="when failed: a one-line message")
 
 

@@ -15,24 +15,24 @@ from typing import Optional, Sequence
 
 import uvicorn
 
-from ..encoders.weights import cache_root
+from coredino_contract.protocol import PROTOCOL_VERSION, default_token_file, service_dir, service_file
+
 from ..atomic import atomic_open
 from ..errors import UserError
-from .app import PROTOCOL_VERSION, create_app
+from .app import create_app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[Path] = None,
           codebook_dirs: Sequence[Path] = ()) -> int:
     """Serve protocol version 1 until SIGTERM or SIGINT; return the exit code (0)."""
-    folder = cache_root() / "service"
-    info_file = folder / "service.json"
+    folder, info_file = service_dir(), service_file()
     for d in codebook_dirs:
         if not Path(d).is_dir():
             raise UserError(f"--codebooks {d}: not a folder")
     sock = _listen(host, port, info_file)  # before writing anything: a refused start changes nothing
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(32)
-    token_file = Path(token_file or folder / "token").absolute()
+    token_file = Path(token_file or default_token_file()).absolute()
     client_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     url = f"http://{f'[{client_host}]' if ':' in client_host else client_host}:{port}"
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,5 +1,7 @@
 """Named classes: which cluster ids make up each class, checked and kept in a small JSON file.
 
+The one implementation of the classes file, used by ``coredino reclassify`` and the QGIS dock.
+
 ``<name>.classes.json``::
 
     {"format": "coredino-classes/1", "codebook_sha256": "...",
@@ -14,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import atomic_open
-from ..errors import UserError
+from .errors import UserError
+from .files import atomic_open
 
 FORMAT = "coredino-classes/1"
 UNCLASSIFIED = "unclassified"

@@ -1,0 +1,254 @@
+"""Parameter dataclasses: what every door sends the engine, one per job kind, with their rules.
+
+``validate()`` checks what can be checked without opening a file; the engine calls it through
+:func:`coredino.runners.run`, so a bad value gets the same one-line error from every door.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import UserError
+
+MODEL_FAMILIES = ("core-dino", "dinov2")
+CORE_DINO_SCALES = ("n", "s", "m", "l", "x")
+CORE_DINO_LAYERS = (16, 19, 22)  # YOLO11 layers with strides 8, 16, 32
+DEFAULT_LAYER = 19
+METRICS = ("cosine", "l2")
+_EXAMPLES = "core-dino:x, core-dino:n@16, dinov2:facebook/dinov2-with-registers-base"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which encoder to build.
+
+    family:  ``core-dino`` or ``dinov2``.
+    variant: core-dino: YOLO11 scale (n, s, m, l, x); dinov2: HF hub id or local model folder.
+    weights: core-dino: local path, http(s) URL, ``hf://owner/repo/file`` or ``random`` (seeded
+             random init); dinov2: unused (the variant names the weights).
+    layer:   core-dino feature layer (16, 19 or 22: strides 8, 16, 32); dinov2: None.
+    """
+
+    family: str = "core-dino"
+    variant: str = "n"
+    weights: str = "random"
+    layer: Optional[int] = DEFAULT_LAYER
+
+    @property
+    def id(self) -> str:
+        """``core-dino:n@16`` / ``dinov2:facebook/dinov2-base``: how outputs and codebooks name it."""
+        return model_id(self.family, self.variant, self.layer)
+
+    def validate(self) -> None:
+        if self.family not in MODEL_FAMILIES:
+            raise UserError(f"unknown model family {self.family!r}; known: {', '.join(MODEL_FAMILIES)} "
+                            f"(e.g. {_EXAMPLES})")
+        if not self.variant:
+            raise UserError(f"model {self.id!r} names no variant; use family:variant, e.g. {_EXAMPLES}")
+        if self.family == "core-dino":
+            if self.variant not in CORE_DINO_SCALES:
+                raise UserError(f"unknown YOLO11 scale {self.variant!r}; use one of "
+                                f"{', '.join(CORE_DINO_SCALES)} (e.g. core-dino:n)")
+            if self.layer not in CORE_DINO_LAYERS:
+                raise UserError(f"core-dino layer {self.layer} is not a feature layer; use one of "
+                                f"{', '.join(map(str, CORE_DINO_LAYERS))}")
+
+
+def model_id(family: str, variant: str, layer: Optional[int]) -> str:
+    return f"{family}:{variant}" + (f"@{layer}" if layer is not None else "")
+
+
+def parse_model(text: str, weights: str = "random", layer: Optional[int] = None) -> ModelSpec:
+    """``core-dino:x``, ``core-dino:n@16``, ``dinov2:facebook/dinov2-base``, ``dinov2:/a/folder``.
+
+    ``layer`` applies to core-dino when the text names none (default 19); an ``@layer`` in the
+    text wins. The result is validated.
+    """
+    family, _, variant = text.strip().partition(":")
+    family, variant = family.strip().lower(), variant.strip()
+    if family == "core-dino":
+        variant, at, layer_text = variant.partition("@")
+        if at:
+            try:
+                layer = int(layer_text)
+            except ValueError:
+                raise UserError(f"model {text!r}: {layer_text!r} is not a layer number; use e.g. "
+                                f"core-dino:n@16") from None
+        layer = DEFAULT_LAYER if layer is None else layer
+    else:
+        layer = None
+    spec = ModelSpec(family, variant, weights or "random", layer)
+    spec.validate()
+    return spec
+
+
+def _finite_positive(value: Optional[float], what: str) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise UserError(f"{what} must be a positive number, not {value!r}")
+
+
+def _at_least(value: Optional[int], low: int, what: str) -> None:
+    if value is not None and value < low:
+        raise UserError(f"{what} must be at least {low}, not {value}")
+
+
+@dataclass
+class ClassifyOptions:
+    """How to classify; shared by single-file and batch runs.
+
+    codebook:   codebook file (default: the bundled one). It names the encoder and weights.
+    weights:    use these weights instead of the ones the codebook names (same hash required).
+    device:     ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:1``...
+    batch_size: tiles per forward pass; None: 8 on the CPU, 64 on a GPU.
+    bands:      1-based band numbers used as R, G, B (one number: panchromatic).
+    rgb:        also write ``<output stem>_rgb.tif``, an RGBA rendering of the classes.
+    compile:    run the encoder through ``torch.compile`` (static batch shape; the first batch
+                waits for the compilation, so it pays off on long GPU runs only).
+    embeddings: also write ``<output stem>_embeddings.tif`` (same grid, PCA-reduced patch
+                embeddings) for exploring: similar places, without re-running the encoder.
+    """
+
+    codebook: Optional[str] = None
+    weights: Optional[str] = None
+    device: str = "auto"
+    batch_size: Optional[int] = None
+    bands: Optional[tuple[int, ...]] = None
+    rgb: bool = False
+    compile: bool = False
+    embeddings: bool = False
+
+    def validate(self) -> None:
+        """Nothing to check before the raster is opened (bands) and the device chosen (batch size)."""
+
+
+@dataclass
+class ClassifyParams:
+    """Classify ``input`` (a raster GDAL reads) into a COG of cluster ids at ``output``."""
+
+    input: str
+    output: str
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+    def validate(self) -> None:
+        self.options.validate()
+
+
+@dataclass
+class BatchParams:
+    """Classify every raster under ``input_dir`` matching ``pattern`` into ``output_dir``.
+
+    Outputs mirror the input folders as ``<name>_classes.tif``; outputs already made with the
+    same codebook are skipped unless ``overwrite``, so an interrupted batch resumes.
+    """
+
+    input_dir: str
+    output_dir: str
+    pattern: str = "**/*.tif"
+    overwrite: bool = False
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+    def validate(self) -> None:
+        self.options.validate()
+
+
+@dataclass
+class FitParams:
+    """Fit a codebook on features sampled from ``inputs`` (raster files).
+
+    gsd, tile and border (in patches) become part of the codebook's feature recipe.
+    max_features bounds memory: a uniform reservoir sample of that many patch features.
+    """
+
+    inputs: list[str]
+    output: str
+    model: ModelSpec = field(default_factory=ModelSpec)
+    gsd: float = 0.25
+    tile: int = 24
+    border: int = 3
+    k: int = 6000
+    metric: str = "cosine"
+    max_features: int = 1_000_000
+    niter: int = 20
+    seed: int = 0
+    device: str = "auto"
+    batch_size: Optional[int] = None  # None: 8 on the CPU, 64 on a GPU
+    bands: Optional[tuple[int, ...]] = None
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.metric not in METRICS:
+            raise UserError(f"unknown metric {self.metric!r}; use {' or '.join(METRICS)}")
+        if not self.inputs:
+            raise UserError("give at least one raster to fit the codebook on")
+        for value, what in ((self.k, "--k"), (self.niter, "--niter"), (self.max_features, "--max-features")):
+            _at_least(value, 1, what)
+        _finite_positive(self.gsd, "--gsd")
+        _at_least(self.border, 0, "--border")
+        if self.tile <= 2 * self.border:
+            raise UserError(f"--tile {self.tile} leaves no core inside a border of {self.border} "
+                            f"patches; use a tile larger than twice the border")
+
+
+@dataclass
+class SimilarParams:
+    """Cosine similarity of every cell to places clicked on a classification (coredino.explore).
+
+    embeddings: ``<classes>_embeddings.tif``, or the classification it was written beside.
+    positives:  (x, y) points in the embeddings' CRS on places like the ones looked for.
+    negatives:  (x, y) points on places unlike them (optional).
+    output:     similarity COG (Float32 in [-1, 1], nodata -2) with a .qml style beside it.
+    """
+
+    embeddings: str
+    output: str
+    positives: list[tuple[float, float]] = field(default_factory=list)
+    negatives: list[tuple[float, float]] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.positives:
+            raise UserError("give at least one positive point (a place like the ones you look for)")
+        for what, points in (("positive", self.positives), ("negative", self.negatives)):
+            for point in points:
+                if len(point) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in point):
+                    raise UserError(f"{what} point {list(point)!r}: give two finite numbers x,y in the "
+                                    f"raster's CRS")
+
+
+@dataclass
+class ReclassifyParams:
+    """Named classes from cluster ids: a Byte class map (0 unclassified, 1.. the classes in order).
+
+    input:        a classification COG written by classify.
+    classes:      class name -> cluster ids.
+    classes_file: a ``<name>.classes.json`` (see :mod:`coredino_contract.classes`) read instead
+                  when ``classes`` is empty.
+    output:       class map COG; ``<output stem>_areas.csv`` and a .qml style are written beside it.
+    """
+
+    input: str
+    output: str
+    classes: dict[str, list[int]] = field(default_factory=dict)
+    classes_file: Optional[str] = None
+
+    def validate(self) -> None:
+        if bool(self.classes) == bool(self.classes_file):
+            raise UserError("give the classes with --class NAME=ID,... or --classes-file FILE (one of them)")
+
+
+@dataclass
+class PolygonizeParams:
+    """One class of a class map (or one cluster of a classification) as polygons in a GeoPackage.
+
+    class_name: a class of a reclassified map; or value: the pixel value (cluster id or class value).
+    """
+
+    input: str
+    output: str
+    class_name: Optional[str] = None
+    value: Optional[int] = None
+
+    def validate(self) -> None:
+        if (self.class_name is None) == (self.value is None):
+            raise UserError("name the polygons' class with --class NAME or --value N (one of them)")

@@ -1,0 +1,109 @@
+"""Result dataclasses: what every job kind returns, the same from the engine, the CLI and the service."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+#: the similarity histogram: bin i counts cells in [-1 + i / 100, -1 + (i + 1) / 100)
+SIMILARITY_BINS = 200
+SIMILARITY_RANGE = (-1.0, 1.0)
+
+
+@dataclass
+class ClassifyResult:
+    output: str
+    classes: dict[int, int]  # cluster id -> number of cells
+    tiles: int
+    seconds: float
+    device: str
+    rgb_output: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+    embeddings: Optional[str] = None  # <output stem>_embeddings.tif when options.embeddings
+
+
+@dataclass
+class BatchResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # input -> one-line reason
+
+
+@dataclass
+class FitResult:
+    """What a fit-codebook job returns: the codebook file and its size."""
+
+    output: str
+    k: int
+    dim: int
+    metric: str = "cosine"
+    n_features: int = 0
+
+
+@dataclass
+class SimilarResult:
+    """What a similar job returns. ``histogram[i]`` counts cells with similarity in bin i."""
+
+    output: str
+    embeddings: str
+    cells: int  # valid cells
+    cell_area_m2: float
+    min: float
+    max: float
+    histogram: list[int] = field(default_factory=list)
+    histogram_range: tuple[float, float] = SIMILARITY_RANGE
+    seconds: float = 0.0
+
+    def cells_above(self, threshold: float) -> int:
+        """Cells whose similarity is at least ``threshold`` (at bin resolution, 0.01)."""
+        first = min(max(math.ceil((threshold + 1.0) * SIMILARITY_BINS / 2 - 1e-9), 0), SIMILARITY_BINS)
+        return int(sum(self.histogram[first:]))
+
+    def area_above(self, threshold: float) -> float:
+        """m² of the cells whose similarity is at least ``threshold``."""
+        return self.cells_above(threshold) * self.cell_area_m2
+
+    def share_above(self, threshold: float) -> float:
+        """Fraction of the valid cells whose similarity is at least ``threshold``."""
+        return self.cells_above(threshold) / max(1, sum(self.histogram))
+
+    def threshold_for_share(self, share: float = 0.1) -> float:
+        """The highest bin edge leaving at least ``share`` of the cells at or above it."""
+        total, running = sum(self.histogram), 0
+        for i in range(len(self.histogram) - 1, -1, -1):
+            running += self.histogram[i]
+            if running >= share * total:
+                return (i - SIMILARITY_BINS // 2) / (SIMILARITY_BINS / 2)
+        return 0.5
+
+
+@dataclass
+class ClassArea:
+    value: int
+    name: str
+    cells: int
+    area_m2: float
+    area_ha: float
+
+
+@dataclass
+class ReclassifyResult:
+    output: str
+    csv: str
+    classes: list[ClassArea] = field(default_factory=list)  # unclassified first, then by value
+    seconds: float = 0.0
+    mapping: dict[str, list[int]] = field(default_factory=dict)  # class name -> cluster ids
+    codebook_sha256: Optional[str] = None  # of the classification's codebook
+
+
+@dataclass
+class PolygonizeResult:
+    output: str
+    layer: str
+    value: int
+    class_name: str
+    features: int
+    area_m2: float
+    area_ha: float
+    seconds: float = 0.0
