@@ -6,10 +6,14 @@ export YOLO_OFFLINE ?= 1
 export YOLO_VERBOSE := False
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: install demo test bench clean package
+.PHONY: install vendor demo test bench clean package
 
-install:
+install: vendor
 	@VENV=$(VENV) bash tools/setup.sh
+
+# the plugin's copy of the contract (coredino_qgis/contract, not in git; see tools/vendor_contract.py)
+vendor:
+	@python3 tools/vendor_contract.py
 
 demo: install
 	$(VENV)/bin/coredino classify resources/montevideo_0p25m_demo.tif -o out/demo_classes.tif --rgb
@@ -26,7 +30,7 @@ clean:
 # (the layout of Plugins > Manage and Install Plugins > Install from ZIP); no __pycache__.
 PLUGIN_VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 PLUGIN_STAGE := build/plugin-package
-package:
+package: vendor
 	@rm -rf $(PLUGIN_STAGE) && mkdir -p $(PLUGIN_STAGE) dist
 	@cp -r coredino_qgis $(PLUGIN_STAGE)/coredino_qgis && cp metadata.txt $(PLUGIN_STAGE)/coredino_qgis/metadata.txt
 	@find $(PLUGIN_STAGE) \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +

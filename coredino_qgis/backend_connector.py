@@ -6,7 +6,7 @@ ready to use) or ``failed(message)`` with a sentence for the user.
 
 from __future__ import annotations
 
-from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtCore import QMetaObject, QObject, Qt, QThread, pyqtSignal
 
 from .backend_process import BackendLauncher, Connection, client_for, resolve_connection
 from .client import Answer, BackendClient, protocol_problem
@@ -82,7 +82,7 @@ class BackendConnector(QObject):
                 self._launch_tried = True
                 self.status.emit(f"Starting the backend ({settings.python or 'already starting'})... "
                                  "this can take a minute")
-                self.launcher.start(settings.python, self.connection)
+                self._start_backend()
                 return
             self._fail(answer.error)
             return
@@ -91,6 +91,13 @@ class BackendConnector(QObject):
             self._fail(problem)
             return
         self.client.get("/v1/capabilities", self._capabilities)
+
+    def _start_backend(self) -> None:
+        """Ask the launcher (a GUI-thread object) to start the backend; queued from other threads."""
+        if QThread.currentThread() == self.launcher.thread():
+            self.launcher.start_from_settings()
+        else:
+            QMetaObject.invokeMethod(self.launcher, "start_from_settings", Qt.ConnectionType.QueuedConnection)
 
     def _capabilities(self, answer: Answer) -> None:
         if not self._active:

@@ -18,24 +18,13 @@ from urllib.parse import urlparse
 from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal, pyqtSlot
 
 from .client import Answer, BackendClient, protocol_problem
+from .contract.protocol import default_token_file, service_file
 from .log import CRITICAL, WARNING, log
 from .settings import DEFAULT_URL, PluginSettings
 
 START_TIMEOUT_S = 180.0  # importing torch on a busy 2-core machine can take a minute
 #: variables QGIS sets for itself that must not leak into the backend's Python
 STRIPPED_ENV = ("GDAL_PAM_PROXY_DIR", "PYTHONHOME", "PYTHONPATH")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("COREDINO_CACHE") or Path.home() / ".cache" / "coredino")
-
-
-def service_file() -> Path:
-    return cache_dir() / "service" / "service.json"
-
-
-def default_token_file() -> Path:
-    return cache_dir() / "service" / "token"
 
 
 @dataclass

@@ -13,9 +13,9 @@ import uuid
 from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsRasterLayer, QgsRectangle
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from .client import BackendClient
-from .job_poller import JobPoller
-from .job_specs import ClassifyJob, ClassifyOptions
+from .backend_process import BackendLauncher
+from .contract import ClassifyOptions, ClassifyParams, ClassifyResult
+from .job_follower import JobFollower
 from .layer_export import ExportError, LayerExportTask, local_raster_path, plan_export
 from .log import CRITICAL, INFO, SUCCESS, WARNING, log
 from .results import ResultError, add_classified_layer
@@ -30,11 +30,11 @@ class ClassifyRun(QObject):
     progress = pyqtSignal(float)
     finished = pyqtSignal(str, object)  # message, Qgis.MessageLevel
 
-    def __init__(self, client: BackendClient, layer: QgsRasterLayer, output: str, codebook: dict,
+    def __init__(self, launcher: BackendLauncher, layer: QgsRasterLayer, output: str, codebook: dict,
                  view_extent: QgsRectangle, view_crs: QgsCoordinateReferenceSystem, max_pixels: int,
                  parent: QObject = None):
         super().__init__(parent)
-        self.client = client
+        self.launcher = launcher
         self.layer = layer
         self.output = output
         self.codebook = codebook or {}
@@ -42,7 +42,7 @@ class ClassifyRun(QObject):
         self.view_crs = view_crs
         self.max_pixels = max_pixels
         self.task: LayerExportTask | None = None
-        self.poller: JobPoller | None = None
+        self.follower: JobFollower | None = None
         self.exported = ""
         self.result_layer: QgsRasterLayer | None = None
         self.job_id = ""
@@ -87,51 +87,35 @@ class ClassifyRun(QObject):
     def _submit(self, path: str) -> None:
         options = ClassifyOptions(codebook=None if self.codebook.get("default") else self.codebook.get("path"),
                                   embeddings=self.embeddings)
-        spec = ClassifyJob(path, self.output, options).spec()
-        self.status.emit("Submitting the job...")
-        self.poller = JobPoller(self.client, self)
-        self.poller.progress.connect(self._progress)
-        self.poller.finished.connect(self._job_finished)
-        self.poller.failed.connect(lambda message: self._finish(message, CRITICAL))
-        self.poller.submit(spec)
+        self.follower = JobFollower(self.launcher, ClassifyParams(path, self.output, options), self)
+        self.follower.submitted.connect(self._submitted)
+        self.follower.progress.connect(self._progress)
+        self.follower.finished.connect(self._job_finished)
+        self.follower.job_failed.connect(lambda error: self._finish(self.follower.describe(error), CRITICAL))
+        self.follower.cancelled.connect(lambda: self._finish("Cancelled; no output was written.", INFO))
+        self.follower.failed.connect(lambda message: self._finish(message, CRITICAL))
+        self.follower.start()
 
-    def _progress(self, record: dict) -> None:
-        if not self.job_id and record.get("id"):
-            self.job_id = str(record["id"])
-            log(f"job {self.job_id}: classify {self.layer.name()} -> {self.output}")
-            if self._cancelled:  # Cancel pressed while the job was being submitted
-                self.poller.cancel()
+    def _submitted(self, job_id: str) -> None:
+        self.job_id = job_id
+        log(f"job {job_id}: classify {self.layer.name()} -> {self.output}")
+
+    def _progress(self, fraction: float, message: str) -> None:
         if self._cancelled:
             return
-        if record.get("state") == "queued":
-            self.status.emit("Queued: the backend is busy with another job; this one starts when it ends "
-                             "(Cancel withdraws it).")
-        else:
-            self.status.emit(f"Running: {record.get('message') or 'starting'}")
-        fraction = float(record.get("progress") or 0)
+        self.status.emit(message if not self.job_id or message.startswith("Queued") else f"Running: {message}")
         self.progress.emit(0.1 + 0.9 * fraction if self.exported else fraction)
 
-    def _job_finished(self, record: dict) -> None:
-        state = record.get("state")
-        if state == "cancelled":
-            self._finish("Cancelled; no output was written.", INFO)
-        elif state == "failed":
-            self._finish(f"The classification failed: {record.get('error') or 'no reason given'}", CRITICAL)
-        else:
-            result = record.get("result") or {}
-            try:
-                self.result_layer = add_classified_layer(result.get("output") or self.output, self.layer,
-                                                         result.get("classes"))
-            except ResultError as exc:
-                self._finish(str(exc), CRITICAL)
-                return
-            seconds = result.get("seconds")
-            timing = f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
-            message = (f"Done: {len(result.get('classes') or {})} classes{timing} on "
-                       f"{result.get('device', 'the backend')}; added {self.result_layer.name()}.")
-            for warning in result.get("warnings") or []:
-                log(f"{self.layer.name()}: {warning}", WARNING)
-            self._finish(message, SUCCESS)
+    def _job_finished(self, result: ClassifyResult) -> None:
+        try:
+            self.result_layer = add_classified_layer(result.output, self.layer, result.classes)
+        except ResultError as exc:
+            self._finish(str(exc), CRITICAL)
+            return
+        for warning in result.warnings:
+            log(f"{self.layer.name()}: {warning}", WARNING)
+        self._finish(f"Done: {len(result.classes)} classes in {result.seconds:.1f} s on {result.device}; "
+                     f"added {self.result_layer.name()}.", SUCCESS)
 
     # -- control -------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -141,16 +125,16 @@ class ClassifyRun(QObject):
         self.status.emit("Cancelling...")
         if self.task is not None:
             self.task.cancel()
-        elif self.poller is not None and self.job_id:
-            self.poller.cancel()
-        elif self.poller is None:
+        elif self.follower is not None:
+            self.follower.cancel()
+        else:
             self._finish("Cancelled; no output was written.", INFO)
 
     def abandon(self) -> None:
         """Stop following (plugin unload); the backend keeps any job it runs."""
         self._over = True
-        if self.poller is not None:
-            self.poller.stop()
+        if self.follower is not None:
+            self.follower.abandon()
         if self.task is not None:
             self.task.cancel()
 

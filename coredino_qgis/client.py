@@ -20,7 +20,8 @@ from qgis.core import QgsBlockingNetworkRequest, QgsNetworkAccessManager
 from qgis.PyQt.QtCore import QObject, QTimer, QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
-PROTOCOL = 1
+from .contract.protocol import PROTOCOL_VERSION as PROTOCOL
+
 DEFAULT_TIMEOUT_S = 15.0
 
 _NE = QNetworkReply.NetworkError

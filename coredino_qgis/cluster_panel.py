@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
@@ -24,14 +22,10 @@ from qgis.PyQt.QtWidgets import (
 
 from .cluster_stats import ClusterStats, ClusterStatsTask, cached
 from .explore_style import cluster_colours, style_polygons
-from .job_specs import PolygonizeJob, ReclassifyJob
+from .contract import PolygonizeParams, PolygonizeResult, ReclassifyParams, ReclassifyResult, UserError
+from .contract.classes import PALETTE, load_classes, save_classes, validate
 from .layer_info import add_above, classification_path, coredino_tags, sibling
 from .similar_panel import format_area
-
-CLASSES_FORMAT = "coredino-classes/1"
-PALETTE = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33", "#a65628", "#f781bf",
-           "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]  # as the backend
-
 
 def swatch(colour: QColor) -> QIcon:
     pixmap = QPixmap(14, 14)
@@ -40,9 +34,9 @@ def swatch(colour: QColor) -> QIcon:
 
 
 class ClusterPanel(QWidget):
-    """Emits ``submit(spec, on_done)`` for the dock to run and ``status(text)``."""
+    """Emits ``submit(params, on_done)`` for the dock to run and ``status(text)``."""
 
-    submit = pyqtSignal(dict, object)
+    submit = pyqtSignal(object, object)
     status = pyqtSignal(str)
     stats_ready = pyqtSignal()
 
@@ -186,26 +180,23 @@ class ClusterPanel(QWidget):
 
     def save_classes(self, path: str) -> None:
         sha = coredino_tags(self.dock.current_layer()).get("CODEBOOK_SHA256")
-        body = {"format": CLASSES_FORMAT, "codebook_sha256": sha, "classes": self.classes}
-        partial = Path(path).with_name(f".{Path(path).name}.partial")
         try:
-            partial.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
-            os.replace(partial, path)
+            save_classes(path, self.classes, sha)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             self.status.emit(f"Cannot save {path}: {exc.strerror}.")
             return
         self.status.emit(f"Saved {len(self.classes)} classes to {path}.")
 
     def load_classes(self, path: str) -> None:
+        tags = coredino_tags(self.dock.current_layer())
         try:
-            body = json.loads(Path(path).read_text(encoding="utf-8"))
-            classes = {str(k): [int(i) for i in v] for k, v in body["classes"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            self.status.emit(f"{path} is not a classes file ({exc}).")
+            raw, made_for = load_classes(path)
+            classes = validate(raw, int(tags.get("K") or 65535), path)
+        except UserError as exc:
+            self.status.emit(f"{exc}.")
             return
-        sha = coredino_tags(self.dock.current_layer()).get("CODEBOOK_SHA256")
-        if body.get("codebook_sha256") and sha and body["codebook_sha256"] != sha:
+        sha = tags.get("CODEBOOK_SHA256")
+        if made_for and sha and made_for != sha:
             self.status.emit(f"{path} was made for another codebook: its cluster ids mean other things here.")
             return
         self.classes = classes
@@ -231,16 +222,16 @@ class ClusterPanel(QWidget):
         if self.class_layer is not None:  # release the file before the backend replaces it
             QgsProject.instance().removeMapLayer(self.class_layer.id())
             self.class_layer = None
-        self.submit.emit(ReclassifyJob(path, sibling(path, "_named.tif"), dict(self.classes)).spec(),
+        self.submit.emit(ReclassifyParams(path, sibling(path, "_named.tif"), dict(self.classes)),
                          self._class_map_done)
 
-    def _class_map_done(self, result: dict) -> str:
-        layer = QgsRasterLayer(result["output"], Path(result["output"]).stem, "gdal")
+    def _class_map_done(self, result: ReclassifyResult) -> str:
+        layer = QgsRasterLayer(result.output, Path(result.output).stem, "gdal")
         if not layer.isValid():
-            return f"QGIS cannot open {result['output']}"
+            return f"QGIS cannot open {result.output}"
         self.class_layer = add_above(layer, self.dock.current_layer())
-        areas = ", ".join(f"{c['name']} {c['area_ha']:.2f} ha" for c in result.get("classes") or [])
-        return f"Class map added ({areas}); areas in {result.get('csv')}."
+        areas = ", ".join(f"{c.name} {c.area_ha:.2f} ha" for c in result.classes)
+        return f"Class map added ({areas}); areas in {result.csv}."
 
     def polygonize_selected(self) -> None:
         self.polygonize(self.selected_class() or next(iter(self.classes), ""))
@@ -251,16 +242,15 @@ class ClusterPanel(QWidget):
             return
         source = self.class_layer.source()
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
-        self.submit.emit(PolygonizeJob(source, sibling(source, f"_{safe}.gpkg"), class_name=name).spec(),
+        self.submit.emit(PolygonizeParams(source, sibling(source, f"_{safe}.gpkg"), class_name=name),
                          self._polygons_done)
 
-    def _polygons_done(self, result: dict) -> str:
-        layer = QgsVectorLayer(f"{result['output']}|layername={result['layer']}", result["class_name"], "ogr")
+    def _polygons_done(self, result: PolygonizeResult) -> str:
+        layer = QgsVectorLayer(f"{result.output}|layername={result.layer}", result.class_name, "ogr")
         if not layer.isValid():
-            return f"QGIS cannot open {result['output']}"
+            return f"QGIS cannot open {result.output}"
         names = list(self.classes)
-        index = names.index(result["class_name"]) if result["class_name"] in names else 0
+        index = names.index(result.class_name) if result.class_name in names else 0
         style_polygons(layer, QColor(PALETTE[index % len(PALETTE)]))
         self.polygon_layer = add_above(layer, self.class_layer)
-        return (f"{result['features']} polygons of {result['class_name']} ({format_area(result['area_m2'])}) "
-                f"in {result['output']}.")
+        return f"{result.features} polygons of {result.class_name} ({format_area(result.area_m2)}) in {result.output}."

@@ -235,7 +235,7 @@ class CoredinoDock(QDockWidget):
         layer = self.layer_combo.currentLayer()
         if extent is None or extent.isEmpty():
             extent, crs = layer.extent(), layer.crs()
-        self.current_run = ClassifyRun(self.connector.client, layer, self.output_widget.filePath(), codebook,
+        self.current_run = ClassifyRun(self.connector.launcher, layer, self.output_widget.filePath(), codebook,
                                        extent, crs, PluginSettings.load().max_export_pixels, self)
         self.current_run.embeddings = self.embeddings_check.isChecked()
         self.current_run.status.connect(self.set_status)

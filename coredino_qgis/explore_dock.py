@@ -24,7 +24,7 @@ from qgis.PyQt.QtWidgets import (
 from .cluster_panel import ClusterPanel, swatch
 from .cluster_stats import ClusterStatsTask, cached
 from .dock import RASTER_FILTER
-from .explore_job import ExploreJob
+from .job_follower import JobFollower
 from .explore_style import cluster_colours, highlight_layer
 from .layer_info import add_above
 from .log import CRITICAL, SUCCESS, notify
@@ -43,7 +43,7 @@ class ExploreDock(QDockWidget):
         self.setObjectName("CoredinoExploreDock")
         self.iface = iface
         self.launcher = launcher
-        self.job: ExploreJob | None = None
+        self.job: JobFollower | None = None
         self.highlight: QgsRasterLayer | None = None
         self._pending_inspect = None
         self._inspect_task: ClusterStatsTask | None = None
@@ -211,13 +211,16 @@ class ExploreDock(QDockWidget):
                 self.iface.setActiveLayer(layer)
 
     # -- jobs ----------------------------------------------------------------------------------
-    def run_job(self, spec: dict, on_done) -> None:
+    def run_job(self, params, on_done) -> None:
+        """Run a job given by its contract parameters; ``on_done(result)`` returns the status text."""
         if self.job is not None:
             self.set_status("A coredino job is running; wait for it to end.")
             return
-        self.job = ExploreJob(self.launcher, spec, self)
+        self.job = JobFollower(self.launcher, params, self)
         self.job.progress.connect(self._progress)
         self.job.finished.connect(lambda result: self._job_done(result, on_done))
+        self.job.job_failed.connect(lambda error: self._job_over(self.job.describe(error), CRITICAL))
+        self.job.cancelled.connect(lambda: self._job_over("Cancelled; no output was written.", CRITICAL))
         self.job.failed.connect(lambda message: self._job_over(message, CRITICAL))
         self.job.start()
 
@@ -225,7 +228,7 @@ class ExploreDock(QDockWidget):
         self.progress_bar.setValue(int(1000 * fraction))
         self.set_status(message)
 
-    def _job_done(self, result: dict, on_done) -> None:
+    def _job_done(self, result, on_done) -> None:
         message = on_done(result)
         self._job_over(message, CRITICAL if message.startswith("QGIS cannot open") else SUCCESS)
 

@@ -15,6 +15,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from .contract.styles import SIMILARITY_RAMP
+
 try:  # QGIS >= 3.30
     from qgis.core import Qgis
     LINEAR = Qgis.ShaderInterpolationMethod.Linear
@@ -23,7 +25,6 @@ except AttributeError:
 
 HIGHLIGHT = QColor(255, 0, 255)  # magenta: rare on imagery and in the codebook palettes
 HIGHLIGHT_NAME = "coredino highlight"
-RAMP = [QColor(13, 8, 135), QColor(204, 71, 120), QColor(240, 249, 33)]  # plasma: low, middle, high
 
 
 def cluster_colours(layer: QgsRasterLayer) -> dict:
@@ -52,10 +53,8 @@ def style_similarity(layer: QgsRasterLayer, threshold: float, maximum: float) ->
     top = max(maximum, threshold + 1e-3)
     ramp = QgsColorRampShader(threshold, top)
     ramp.setColorRampType(LINEAR)
-    middle = (threshold + top) / 2
-    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(threshold, RAMP[0], f"{threshold:.2f}"),
-                               QgsColorRampShader.ColorRampItem(middle, RAMP[1], f"{middle:.2f}"),
-                               QgsColorRampShader.ColorRampItem(top, RAMP[2], f"{top:.2f}")])
+    ramp.setColorRampItemList([_ramp_item(threshold + position * (top - threshold), colour, alpha)
+                               for position, colour, alpha in SIMILARITY_RAMP])
     ramp.setClip(True)  # below the threshold: transparent
     shader = QgsRasterShader(threshold, top)
     shader.setRasterShaderFunction(ramp)
@@ -65,6 +64,12 @@ def style_similarity(layer: QgsRasterLayer, threshold: float, maximum: float) ->
     renderer.setOpacity(0.85)
     layer.setRenderer(renderer)
     layer.triggerRepaint()
+
+
+def _ramp_item(value: float, colour: str, alpha: int) -> QgsColorRampShader.ColorRampItem:
+    qcolour = QColor(colour)
+    qcolour.setAlpha(alpha)
+    return QgsColorRampShader.ColorRampItem(value, qcolour, f"{value:.2f}")
 
 
 def style_polygons(layer: QgsVectorLayer, colour: QColor) -> None:

@@ -6,11 +6,11 @@ import html
 import json
 import os
 import re
-from pathlib import Path
 from typing import Optional
 
 from qgis.core import QgsLayerTreeLayer, QgsMapLayer, QgsProject, QgsRasterLayer
 
+from .contract.naming import embeddings_path, is_cluster_map, sibling
 from .layer_export import local_raster_path
 
 _ITEM = re.compile(r"<li>([A-Z0-9_]+)=(.*?)</li>", re.S)
@@ -26,11 +26,7 @@ def coredino_tags(layer: QgsRasterLayer) -> dict:
 def classification_path(layer: QgsRasterLayer) -> Optional[str]:
     """The file of a cluster map written by coredino classify (None for anything else)."""
     path = local_raster_path(layer) if isinstance(layer, QgsRasterLayer) else None
-    tags = coredino_tags(layer) if path else {}
-    derived = ("CLASS_NAMES", "COREDINO_SIMILARITY", "COREDINO_EMBEDDINGS")  # other coredino outputs
-    if path and "CODEBOOK_SHA256" in tags and "K" in tags and not any(key in tags for key in derived):
-        return path
-    return None
+    return path if path and is_cluster_map(coredino_tags(layer)) else None
 
 
 def class_names(layer: QgsRasterLayer) -> list:
@@ -42,19 +38,8 @@ def class_names(layer: QgsRasterLayer) -> list:
     return names if isinstance(names, list) else []
 
 
-def embeddings_path(classes_path: str) -> str:
-    path = Path(classes_path)
-    return str(path.with_name(f"{path.stem}_embeddings.tif"))
-
-
 def has_embeddings(classes_path: str) -> bool:
     return os.path.isfile(embeddings_path(classes_path))
-
-
-def sibling(classes_path: str, suffix: str) -> str:
-    """``<classes stem><suffix>`` beside the classification."""
-    path = Path(classes_path)
-    return str(path.with_name(f"{path.stem}{suffix}"))
 
 
 def add_above(layer: QgsMapLayer, reference: Optional[QgsMapLayer], project: Optional[QgsProject] = None,

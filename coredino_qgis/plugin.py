@@ -16,7 +16,6 @@ except ImportError:  # Qt5
 from .backend_process import BackendLauncher
 from .dock import CoredinoDock
 from .explore_dock import ExploreDock
-from .processing import job_runner
 from .processing.provider import CoredinoProvider
 from .settings_dialog import SettingsDialog
 
@@ -37,14 +36,15 @@ class CoredinoPlugin:
 
     # -- QGIS plugin interface -----------------------------------------------------------
     def initProcessing(self):  # noqa: N802 (QGIS's name)
+        """The provider and the launcher it shares with the docks (qgis_process calls only this)."""
+        if self.launcher is None:
+            self.launcher = BackendLauncher()
+            QgsApplication.instance().aboutToQuit.connect(self.launcher.stop)
         if self.provider is None:
-            self.provider = CoredinoProvider()
+            self.provider = CoredinoProvider(self.launcher)
             QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self):  # noqa: N802 (QGIS's name)
-        self.launcher = BackendLauncher()
-        job_runner.launcher = self.launcher
-        QgsApplication.instance().aboutToQuit.connect(self.launcher.stop)
         self.initProcessing()
 
         main_window = self.iface.mainWindow()
@@ -93,7 +93,6 @@ class CoredinoPlugin:
             self.launcher.stop()  # only a backend this plugin started
             self.launcher.deleteLater()
             self.launcher = None
-        job_runner.launcher = None
 
     # -- actions -------------------------------------------------------------------------
     def ensure_dock(self) -> CoredinoDock:

@@ -13,6 +13,7 @@ from typing import Optional
 
 from qgis.core import QgsLayerTreeGroup, QgsLayerTreeLayer, QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer
 
+from .contract.styles import cluster_label
 from .log import WARNING, log
 
 
@@ -41,7 +42,7 @@ def present_class_data(layer: QgsRasterLayer, classes: Optional[dict]) -> list:
         colour = colours.get(value)
         if colour is None:
             continue
-        label = f"cluster {value} ({100 * cells / total:.1f}%)" if classes else f"cluster {value}"
+        label = cluster_label(value, cells, total) if classes else f"cluster {value}"
         out.append(QgsPalettedRasterRenderer.Class(value, colour, label))
     return out
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass, fields
 
 from qgis.core import QgsSettings
 
+from .contract.protocol import DEFAULT_PORT
+
 PREFIX = "coredino/"
-DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QVBoxLayout
 
-from .backend_process import default_token_file, running_service, service_file
+from .backend_process import running_service
+from .contract.protocol import default_token_file, service_file
 from .settings import DEFAULT_URL, PluginSettings
 
 

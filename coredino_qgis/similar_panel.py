@@ -7,30 +7,17 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from .explore_style import style_similarity
-from .job_specs import SimilarJob
+from .contract import SimilarParams, SimilarResult
 from .layer_info import add_above, classification_path, has_embeddings, sibling
-
-BINS = 200  # the backend's histogram: bin i is [-1 + i / 100, -1 + (i + 1) / 100)
-
-
-def top_tenth(counts: list) -> int:
-    """Threshold x 100 (a slider value) leaving the most similar tenth of the cells above it."""
-    total, running = sum(counts), 0
-    for i in range(len(counts) - 1, -1, -1):
-        running += counts[i]
-        if running >= 0.1 * total:
-            return i - BINS // 2
-    return 50
-
 
 def format_area(m2: float) -> str:
     return f"{m2:,.0f} m² ({m2 / 1e4:,.2f} ha)"
 
 
 class SimilarPanel(QWidget):
-    """Emits ``submit(spec, on_done)`` for the dock to run, ``status(text)`` for its status line."""
+    """Emits ``submit(params, on_done)`` for the dock to run, ``status(text)`` for its status line."""
 
-    submit = pyqtSignal(dict, object)
+    submit = pyqtSignal(object, object)
     status = pyqtSignal(str)
 
     def __init__(self, dock, parent=None):
@@ -38,7 +25,7 @@ class SimilarPanel(QWidget):
         self.dock = dock
         self.positives: list[QgsPointXY] = []  # in the classification's CRS
         self.negatives: list[QgsPointXY] = []
-        self.result: dict = {}
+        self.result: SimilarResult | None = None
         self.similarity_layer: QgsRasterLayer | None = None
         self._build()
 
@@ -109,17 +96,17 @@ class SimilarPanel(QWidget):
         if not self.positives:
             self.status.emit("Click at least one place like the ones you look for (Find similar tool).")
             return
-        job = SimilarJob(path, sibling(path, "_similar.tif"),
-                         [(p.x(), p.y()) for p in self.positives], [(p.x(), p.y()) for p in self.negatives])
+        job = SimilarParams(path, sibling(path, "_similar.tif"),
+                            [(p.x(), p.y()) for p in self.positives], [(p.x(), p.y()) for p in self.negatives])
         if self.similarity_layer is not None:  # release the file before the backend replaces it
             QgsProject.instance().removeMapLayer(self.similarity_layer.id())
             self.similarity_layer = None
-        self.submit.emit(job.spec(), self._done)
+        self.submit.emit(job, self._done)
 
-    def _done(self, result: dict) -> str:
-        layer = QgsRasterLayer(result["output"], "similarity", "gdal")
+    def _done(self, result: SimilarResult) -> str:
+        layer = QgsRasterLayer(result.output, "similarity", "gdal")
         if not layer.isValid():
-            return f"QGIS cannot open {result['output']}"
+            return f"QGIS cannot open {result.output}"
         self.result = result
         self.similarity_layer = add_above(layer, self.dock.current_layer())
         self.slider.setEnabled(True)
@@ -127,26 +114,20 @@ class SimilarPanel(QWidget):
         self.slider.setValue(self.default_threshold())
         self.slider.blockSignals(False)
         self._threshold_changed(self.slider.value())
-        return (f"Similarity of {result.get('cells', 0)} cells ({result.get('min', 0):.2f} to "
-                f"{result.get('max', 0):.2f}); move the threshold to outline the similar places.")
+        return (f"Similarity of {result.cells} cells ({result.min:.2f} to {result.max:.2f}); move the "
+                "threshold to outline the similar places.")
 
     # -- threshold -----------------------------------------------------------------------------
     def default_threshold(self) -> int:
-        return top_tenth(self.result.get("histogram") or [])
-
-    def area_above(self, threshold: float) -> tuple[float, float]:
-        """(m², share of the valid cells) with similarity >= threshold, from the job's histogram."""
-        counts = self.result.get("histogram") or []
-        first = max(0, min(BINS, round((threshold + 1.0) * BINS / 2)))
-        cells = sum(counts[first:])
-        return cells * float(self.result.get("cell_area_m2") or 0), cells / max(1, sum(counts))
+        """Slider value (threshold x 100) leaving the most similar tenth of the cells above it."""
+        return round(100 * self.result.threshold_for_share(0.1))
 
     def _threshold_changed(self, value: int) -> None:
         threshold = value / 100.0
         self.threshold_label.setText(f"{threshold:.2f}")
         if self.similarity_layer is None:
             return
-        style_similarity(self.similarity_layer, threshold, float(self.result.get("max", 1.0)))
-        area, share = self.area_above(threshold)
+        style_similarity(self.similarity_layer, threshold, self.result.max)
+        area, share = self.result.area_above(threshold), self.result.share_above(threshold)
         self.area_label.setText(f"Similarity ≥ {threshold:.2f}: {format_area(area)}, "
                                 f"{100 * share:.1f} % of the classified area")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 from coredino_contract.params import METRICS
+from coredino_contract.protocol import DEFAULT_PORT
 
 from . import __version__
 from .errors import Cancelled, UserError
@@ -116,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "tells clients the URL. SIGTERM or Ctrl+C stops it cleanly.")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s; 0.0.0.0 only on a trusted network)")
-    s.add_argument("--port", type=int, default=8765, help="default: %(default)s")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: %(default)s")
     s.add_argument("--token-file", help="where to write the token (default: ~/.cache/coredino/service/token)")
     s.add_argument("--codebooks", nargs="+", action="extend", default=[], metavar="DIR",
                    help="folders scanned for *.codebook.npz (the bundled codebook is always offered)")

@@ -13,6 +13,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from coredino_contract.styles import cluster_label
+
 _TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="Symbology">
   <pipe>
@@ -41,5 +43,5 @@ def write_qml(path: Path, counts: dict[int, int], colors: np.ndarray) -> None:
     """Write a paletted style for the cluster ids in ``counts`` (id -> number of cells), largest first."""
     total = max(1, sum(counts.values()))
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    entries = ((cid, colors[cid], f"cluster {cid} ({100 * n / total:.1f}%)") for cid, n in ranked)
+    entries = ((cid, colors[cid], cluster_label(cid, n, total)) for cid, n in ranked)
     Path(path).write_text(paletted_qml(entries), encoding="utf-8")

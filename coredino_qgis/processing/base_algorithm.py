@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsRasterLayer
+from typing import Any
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
 from qgis.PyQt.QtGui import QIcon
 
+from ..job_follower import run_blocking
 from ..layer_export import local_raster_path
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
@@ -33,6 +36,10 @@ class CoredinoAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+    def run_job(self, params: Any, feedback: QgsProcessingFeedback) -> Any:
+        """Run a job on the backend (started by the provider's launcher if none answers); its result."""
+        return run_blocking(self.provider().launcher, params, feedback)
 
 
 def layer_path(layer: QgsRasterLayer, what: str) -> str:

@@ -10,10 +10,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..job_specs import BatchJob, ClassifyOptions
+from ..contract import BatchParams, ClassifyOptions
 from .base_algorithm import CoredinoAlgorithm
 from .compat import FOLDER
-from .job_runner import connect, run_job
 
 
 class BatchClassifyAlgorithm(CoredinoAlgorithm):
@@ -37,16 +36,14 @@ class BatchClassifyAlgorithm(CoredinoAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("FAILED", "Rasters that failed"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        job = BatchJob(self.parameterAsFile(parameters, "INPUT_DIR", context),
-                       self.parameterAsString(parameters, "OUTPUT_DIR", context),
-                       self.parameterAsString(parameters, "PATTERN", context) or "**/*.tif",
-                       self.parameterAsBool(parameters, "OVERWRITE", context),
-                       ClassifyOptions(codebook=self.parameterAsFile(parameters, "CODEBOOK", context) or None))
-        client, _ = connect(feedback)
-        result = run_job(client, job.spec(), feedback)
-        failed = result.get("failed") or {}
-        for path, reason in failed.items():
+        job = BatchParams(self.parameterAsFile(parameters, "INPUT_DIR", context),
+                          self.parameterAsString(parameters, "OUTPUT_DIR", context),
+                          self.parameterAsString(parameters, "PATTERN", context) or "**/*.tif",
+                          self.parameterAsBool(parameters, "OVERWRITE", context),
+                          ClassifyOptions(codebook=self.parameterAsFile(parameters, "CODEBOOK", context) or None))
+        result = self.run_job(job, feedback)
+        for path, reason in result.failed.items():
             feedback.reportError(f"{path}: {reason}")
-        feedback.pushInfo(f"{len(result.get('done') or [])} classified, {len(result.get('skipped') or [])} "
-                          f"skipped (already done), {len(failed)} failed")
-        return {"OUTPUT_DIR": job.output_dir, "DONE": len(result.get("done") or []), "FAILED": len(failed)}
+        feedback.pushInfo(f"{len(result.done)} classified, {len(result.skipped)} skipped (already done), "
+                          f"{len(result.failed)} failed")
+        return {"OUTPUT_DIR": job.output_dir, "DONE": len(result.done), "FAILED": len(result.failed)}

@@ -8,9 +8,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..job_specs import ClassifyJob, ClassifyOptions
+from ..contract import ClassifyOptions, ClassifyParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
-from .job_runner import connect, run_job
 
 
 class ClassifyAlgorithm(CoredinoAlgorithm):
@@ -30,12 +29,9 @@ class ClassifyAlgorithm(CoredinoAlgorithm):
         source = layer_path(self.parameterAsRasterLayer(parameters, "INPUT", context), "INPUT")
         codebook = self.parameterAsFile(parameters, "CODEBOOK", context) or None
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        client, caps = connect(feedback)
-        feedback.pushInfo(f"Backend device: {caps.get('device')}")
-        result = run_job(client, ClassifyJob(source, output, ClassifyOptions(codebook=codebook)).spec(), feedback)
-        for warning in result.get("warnings") or []:
+        result = self.run_job(ClassifyParams(source, output, ClassifyOptions(codebook=codebook)), feedback)
+        for warning in result.warnings:
             feedback.pushWarning(warning)
-        classes = result.get("classes") or {}
-        feedback.pushInfo(f"{len(classes)} classes, {result.get('tiles', '?')} tiles in "
-                          f"{result.get('seconds', 0):.1f} s on {result.get('device', '?')}")
-        return {"OUTPUT": result.get("output") or output}
+        feedback.pushInfo(f"{len(result.classes)} classes, {result.tiles} tiles in {result.seconds:.1f} s "
+                          f"on {result.device}")
+        return {"OUTPUT": result.output}

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
-from ..job_specs import FitCodebookJob
+from ..contract import FitParams, UserError, parse_model
 from .base_algorithm import CoredinoAlgorithm, layer_path
 from .compat import INTEGER, RASTER_SOURCE
-from .job_runner import connect, run_job
 
 
 class FitCodebookAlgorithm(CoredinoAlgorithm):
@@ -38,10 +38,12 @@ class FitCodebookAlgorithm(CoredinoAlgorithm):
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         if not output.endswith(".npz"):
             output += ".codebook.npz"
-        job = FitCodebookJob(inputs, output, self.parameterAsString(parameters, "MODEL", context) or "core-dino:n",
-                             self.parameterAsString(parameters, "WEIGHTS", context) or "random",
-                             self.parameterAsInt(parameters, "K", context))
-        client, _ = connect(feedback)
-        result = run_job(client, job.spec(), feedback)
-        feedback.pushInfo(f"codebook of {result.get('k')} clusters of {result.get('dim')} features")
-        return {"OUTPUT": result.get("output") or output}
+        try:
+            model = parse_model(self.parameterAsString(parameters, "MODEL", context) or "core-dino:n",
+                                self.parameterAsString(parameters, "WEIGHTS", context) or "random")
+        except UserError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        result = self.run_job(FitParams(inputs, output, model, k=self.parameterAsInt(parameters, "K", context)),
+                              feedback)
+        feedback.pushInfo(f"codebook of {result.k} clusters of {result.dim} features")
+        return {"OUTPUT": result.output}

@@ -9,9 +9,8 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ..job_specs import PolygonizeJob
+from ..contract import PolygonizeParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
-from .job_runner import connect, run_job
 
 
 class PolygonizeAlgorithm(CoredinoAlgorithm):
@@ -32,9 +31,8 @@ class PolygonizeAlgorithm(CoredinoAlgorithm):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         if not output.lower().endswith(".gpkg"):
             raise QgsProcessingException(f"{output}: the backend writes GeoPackages; give a .gpkg output")
-        job = PolygonizeJob(source, output, value=int(target)) if target.isdigit() else \
-            PolygonizeJob(source, output, class_name=target)
-        client, _ = connect(feedback)
-        result = run_job(client, job.spec(), feedback)
-        feedback.pushInfo(f"{result.get('features')} polygons, {result.get('area_ha', 0):.3f} ha")
-        return {"OUTPUT": result.get("output") or output}
+        job = PolygonizeParams(source, output, value=int(target)) if target.isdigit() else \
+            PolygonizeParams(source, output, class_name=target)
+        result = self.run_job(job, feedback)
+        feedback.pushInfo(f"{result.features} polygons, {result.area_ha:.3f} ha")
+        return {"OUTPUT": result.output}

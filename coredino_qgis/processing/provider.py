@@ -5,6 +5,8 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..backend_process import BackendLauncher
+
 from .base_algorithm import ICON
 from .batch_classify_algorithm import BatchClassifyAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
@@ -15,6 +17,12 @@ from .similar_algorithm import SimilarAlgorithm
 
 
 class CoredinoProvider(QgsProcessingProvider):
+    """The algorithms; ``launcher`` starts a backend for them when none answers."""
+
+    def __init__(self, launcher: BackendLauncher):
+        super().__init__()
+        self.launcher = launcher
+
     def id(self):
         return "coredino"
 

@@ -9,9 +9,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..job_specs import ReclassifyJob
+from ..contract import ReclassifyParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
-from .job_runner import connect, run_job
 
 
 class ReclassifyAlgorithm(CoredinoAlgorithm):
@@ -32,8 +31,7 @@ class ReclassifyAlgorithm(CoredinoAlgorithm):
         source = layer_path(self.parameterAsRasterLayer(parameters, "INPUT", context), "INPUT")
         classes_file = self.parameterAsFile(parameters, "CLASSES", context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        client, _ = connect(feedback)
-        result = run_job(client, ReclassifyJob(source, output, classes_file=classes_file).spec(), feedback)
-        for row in result.get("classes") or []:
-            feedback.pushInfo(f"{row['value']:3d} {row['name']}: {row['cells']} cells, {row['area_ha']:.3f} ha")
-        return {"OUTPUT": result.get("output") or output, "AREAS": result.get("csv")}
+        result = self.run_job(ReclassifyParams(source, output, classes_file=classes_file), feedback)
+        for row in result.classes:
+            feedback.pushInfo(f"{row.value:3d} {row.name}: {row.cells} cells, {row.area_ha:.3f} ha")
+        return {"OUTPUT": result.output, "AREAS": result.csv}

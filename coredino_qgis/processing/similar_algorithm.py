@@ -10,10 +10,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..job_specs import SimilarJob
+from ..contract import SimilarParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
 from .compat import POINT_SOURCE
-from .job_runner import connect, run_job
 
 
 def points_in(source, crs, context) -> list:
@@ -49,8 +48,6 @@ class SimilarAlgorithm(CoredinoAlgorithm):
         if not positives:
             raise QgsProcessingException("POSITIVES has no point: give at least one place to look for")
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        client, _ = connect(feedback)
-        result = run_job(client, SimilarJob(path, output, positives, negatives).spec(), feedback)
-        feedback.pushInfo(f"similarity of {result.get('cells')} cells, {result.get('min', 0):.3f} to "
-                          f"{result.get('max', 0):.3f}")
-        return {"OUTPUT": result.get("output") or output}
+        result = self.run_job(SimilarParams(path, output, positives, negatives), feedback)
+        feedback.pushInfo(f"similarity of {result.cells} cells, {result.min:.3f} to {result.max:.3f}")
+        return {"OUTPUT": result.output}

@@ -16,6 +16,11 @@ pytest.importorskip("qgis.core")
 if str(ROOT) not in sys.path:  # the plugin package lives at the repository root
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import vendor_contract  # noqa: E402
+
+vendor_contract.vendor()  # the plugin's copy of the contract, as `make vendor` makes it
 
 from plugin_test_helpers import Backend, backend_env, free_port, wait_for_health  # noqa: E402
 
@@ -115,8 +120,9 @@ def provider(qgis_processing):
     """The coredino Processing provider, registered for one test module."""
     from qgis.core import QgsApplication
 
+    from coredino_qgis.backend_process import BackendLauncher
     from coredino_qgis.processing.provider import CoredinoProvider
-    provider = CoredinoProvider()
+    provider = CoredinoProvider(BackendLauncher())
     QgsApplication.processingRegistry().addProvider(provider)
     yield provider
     QgsApplication.processingRegistry().removeProvider(provider)

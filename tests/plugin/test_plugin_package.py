@@ -10,7 +10,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "coredino_qgis"
-FORBIDDEN = ("torch", "numpy", "PyQt5", "PyQt6", "coredino", "osgeo", "requests")
+FORBIDDEN = ("torch", "numpy", "PyQt5", "PyQt6", "coredino", "coredino_contract", "osgeo", "requests")
+CONTRACT = ROOT / "backend" / "coredino_contract"
+
+
+def top_level_names(path: Path) -> set:
+    """Functions, classes and constants a module defines at its top level."""
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names - {"__all__"}
+
+
+def test_the_plugin_keeps_no_copy_of_a_contract_rule():
+    """Every rule the backend shares (params, results, naming, classes file, protocol, styles) comes from
+    the vendored contract: no plugin module defines a name the contract defines, and the copy is exact."""
+    contract = set().union(*(top_level_names(p) for p in CONTRACT.glob("*.py")))
+    for path in PLUGIN.rglob("*.py"):
+        if "contract" not in path.relative_to(PLUGIN).parts:
+            clash = top_level_names(path) & contract
+            assert not clash, f"{path.relative_to(ROOT)} redefines {sorted(clash)}: import it from .contract"
+    vendored = PLUGIN / "contract"
+    for source in CONTRACT.glob("*.py"):
+        assert (vendored / source.name).read_bytes() == source.read_bytes(), f"run `make vendor` ({source.name})"
 
 
 def test_plugin_imports_nothing_heavy_and_only_qgis_pyqt():
@@ -47,3 +72,5 @@ def test_make_package_builds_the_zip_qgis_installs():
         for required in ("metadata.txt", "__init__.py", "plugin.py", "icon.svg", "processing/provider.py"):
             assert f"coredino_qgis/{required}" in names
         assert archive.read("coredino_qgis/metadata.txt") == (ROOT / "metadata.txt").read_bytes()
+        for source in CONTRACT.glob("*.py"):  # the zip carries the contract, byte for byte
+            assert archive.read(f"coredino_qgis/contract/{source.name}") == source.read_bytes()

@@ -100,12 +100,11 @@ def test_processing_starts_a_backend_when_none_answers(provider, plugin_settings
     from plugin_test_helpers import free_port
 
     from coredino_qgis.backend_process import BackendLauncher
-    from coredino_qgis.processing import job_runner
 
     monkeypatch.setenv("COREDINO_CACHE", str(tmp_path / "cache"))
     plugin_settings(python=sys.executable, url=f"http://127.0.0.1:{free_port()}", token_file=str(tmp_path / "token"))
     launcher = BackendLauncher()
-    monkeypatch.setattr(job_runner, "launcher", launcher)
+    monkeypatch.setattr(provider, "launcher", launcher)
     folder = tmp_path / "in"
     folder.mkdir()
     try:
