@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 from osgeo import gdal
 
+from .atomic import temp_name
 from .errors import UserError
 
 gdal.UseExceptions()
@@ -46,10 +47,13 @@ def quicklook(classes: str, output: str, source: Optional[str] = None, side: int
     for i in range(3):
         mem.GetRasterBand(i + 1).WriteArray(image[:, :, i])
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    partial = str(Path(output).with_name(f".{Path(output).name}.partial"))
-    gdal.GetDriverByName("PNG").CreateCopy(partial, mem)
-    Path(partial + ".aux.xml").unlink(missing_ok=True)
-    os.replace(partial, output)
+    partial = temp_name(output, ".png")
+    try:
+        gdal.GetDriverByName("PNG").CreateCopy(str(partial), mem)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+        Path(f"{partial}.aux.xml").unlink(missing_ok=True)
     return output
 
 

@@ -1,32 +1,39 @@
-"""QGIS style sidecar (``<output>.qml``) listing only the classes present.
+"""QGIS styles (``.qml`` sidecars) for every raster the backend writes.
 
-A UInt16 GeoTIFF's colour table is padded to 65536 entries, and QGIS (3.22 and later) would
-list all of them in the legend; the sidecar, which QGIS loads automatically as the layer's
-default style, gives a paletted renderer with just the clusters that occur, largest first.
+QGIS loads ``<output>.qml`` beside a raster as the layer's default style. Class maps get a
+paletted renderer listing only the classes present: a UInt16 GeoTIFF's colour table is padded to
+65536 entries, and QGIS (3.22 and later) would list all of them in the legend. Similarity maps get
+a pseudocolour ramp (plasma) over the upper part of the scores. The ramp's stops and the legend
+label are the contract's (:mod:`coredino_contract.styles`): the plugin draws with them too.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
+from coredino_contract.styles import SIMILARITY_RAMP, cluster_label
 
-from coredino_contract.styles import cluster_label
-
-_TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+_DOCUMENT = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="Symbology">
   <pipe>
-    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+{renderer}
+  </pipe>
+</qgis>
+"""
+_PALETTED = """    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
       <rasterTransparency/>
       <colorPalette>
 {entries}
       </colorPalette>
-    </rasterrenderer>
-  </pipe>
-</qgis>
-"""
+    </rasterrenderer>"""
+_PSEUDOCOLOR = """    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="{lo}" classificationMax="{hi}">
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="{lo}" maximumValue="{hi}">
+{items}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>"""
 
 
 def paletted_qml(entries: Iterable[tuple[int, Sequence[int], str]]) -> str:
@@ -36,12 +43,20 @@ def paletted_qml(entries: Iterable[tuple[int, Sequence[int], str]]) -> str:
         r, g, b, a = (*(int(v) for v in color[:3]), int(color[3]) if len(color) > 3 else 255)
         lines.append(f'        <paletteEntry value="{value}" color="#{r:02x}{g:02x}{b:02x}" '
                      f'alpha="{a}" label={quoteattr(label)}/>')
-    return _TEMPLATE.format(entries="\n".join(lines))
+    return _DOCUMENT.format(renderer=_PALETTED.format(entries="\n".join(lines)))
 
 
-def write_qml(path: Path, counts: dict[int, int], colors: np.ndarray) -> None:
-    """Write a paletted style for the cluster ids in ``counts`` (id -> number of cells), largest first."""
-    total = max(1, sum(counts.values()))
+def cluster_qml(counts: Mapping[int, int], colors: Sequence[Sequence[int]]) -> str:
+    """A paletted style for the cluster ids in ``counts`` (id -> number of cells), largest first."""
+    total = sum(counts.values())
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    entries = ((cid, colors[cid], cluster_label(cid, n, total)) for cid, n in ranked)
-    Path(path).write_text(paletted_qml(entries), encoding="utf-8")
+    return paletted_qml((cid, colors[cid], cluster_label(cid, n, total)) for cid, n in ranked)
+
+
+def similarity_qml(lo: float, hi: float) -> str:
+    """The similarity ramp from ``lo`` (transparent) to ``hi`` (opaque yellow)."""
+    items = []
+    for position, color, alpha in SIMILARITY_RAMP:
+        value = lo + position * (hi - lo)
+        items.append(f'          <item value="{value}" color="{color}" alpha="{alpha}" label="{value:.2f}"/>')
+    return _DOCUMENT.format(renderer=_PSEUDOCOLOR.format(lo=lo, hi=hi, items="\n".join(items)))

@@ -6,7 +6,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from coredino_contract.protocol import cache_dir
 
+from ..atomic import atomic_open
 from ..errors import UserError
 
 COREDINO_UPSTREAM_URL = (
@@ -64,9 +64,8 @@ def _download(url: str, cache_dir: Path) -> Path:
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with atomic_open(target) as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr,
                       disable=not sys.stderr.isatty()) as bar:
@@ -75,14 +74,10 @@ def _download(url: str, cache_dir: Path) -> Path:
                     bar.update(len(chunk))
             if total is not None and out.tell() != total:
                 raise OSError(f"incomplete download: {out.tell()} of {total} bytes")
-        os.replace(tmp, target)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise UserError(
             f"cannot download {url} ({exc}); download it by hand and pass the local file path"
         ) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 

@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from osgeo import gdal
 
+from ..atomic import temp_name
 from ..codebook import Reservoir
 from ..errors import UserError
 from ..progress import Progress
-from .rasters import open_raster, same_grid, temp_path
+from .rasters import open_dataset, same_grid
 
 FORMAT = "coredino-embeddings/1"
 DOMAIN = "COREDINO_PCA"
@@ -89,9 +90,9 @@ class EmbeddingWriter:
         self.dims = min(dims, dim)
         self.tags = dict(tags)
         self.reservoir = Reservoir(sample, dim, seed)
-        self._scratch = temp_path(self.path, ".features.f16")
-        self._valid_path = temp_path(self.path, ".valid.u8")
-        self._partial = temp_path(self.path, ".partial.tif")
+        self._scratch = temp_name(self.path, ".features.f16")
+        self._valid_path = temp_name(self.path, ".valid.u8")
+        self._partial = temp_name(self.path, ".partial.tif")
         self._published = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,7 @@ class EmbeddingFile:
 
     def __init__(self, path: str):
         self.path = str(path)
-        self.ds = open_raster(self.path, "a coredino embeddings file (<classes>_embeddings.tif)")
+        self.ds = open_dataset(self.path, "a coredino embeddings file (<classes>_embeddings.tif)")
         tags = self.ds.GetMetadata()
         if tags.get("COREDINO_EMBEDDINGS") != FORMAT:
             raise UserError(f"{path}: not a coredino embeddings file (classify with --embeddings to "
@@ -235,7 +236,7 @@ class EmbeddingFile:
 
 def resolve(path: str) -> EmbeddingFile:
     """The embeddings file itself, or the one beside a classification (same grid and codebook)."""
-    ds = open_raster(path, "a coredino embeddings file or classification")
+    ds = open_dataset(path, "a coredino embeddings file or classification")
     tags = ds.GetMetadata()
     if tags.get("COREDINO_EMBEDDINGS") == FORMAT:
         return EmbeddingFile(path)

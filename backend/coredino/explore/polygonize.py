@@ -19,10 +19,11 @@ from osgeo import gdal, ogr
 
 from coredino_contract.results import PolygonizeResult
 
+from ..atomic import temp_name
 from ..errors import Cancelled, UserError
 from ..params import PolygonizeParams
 from ..progress import Progress
-from .rasters import cell_area, open_classification, temp_path
+from .rasters import cell_area, open_classification
 
 ogr.UseExceptions()
 
@@ -79,7 +80,7 @@ def polygonize(params: PolygonizeParams, progress: Optional[Progress] = None) ->
         raise UserError(f"{params.output}: the output must be a GeoPackage (.gpkg)")
     output = Path(params.output)
     layer_name = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or f"value_{value}"
-    partial = temp_path(output, ".partial.gpkg")
+    partial = temp_name(output, ".partial.gpkg")
     mask = _mask_vrt(params.input, ds, value)
     cancelled = []
 
@@ -93,7 +94,6 @@ def polygonize(params: PolygonizeParams, progress: Optional[Progress] = None) ->
 
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        partial.unlink(missing_ok=True)
         try:
             gpkg = ogr.GetDriverByName("GPKG").CreateDataSource(str(partial))
         except RuntimeError as exc:

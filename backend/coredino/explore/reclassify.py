@@ -22,11 +22,12 @@ from coredino_contract.classes import UNCLASSIFIED, class_color, load_classes, v
 from coredino_contract.naming import areas_path, style_path
 from coredino_contract.results import ClassArea, ReclassifyResult
 
+from ..cog import AtomicCOG
 from ..errors import UserError
 from ..params import ReclassifyParams
 from ..progress import Progress
 from ..styling import paletted_qml
-from .rasters import AtomicCOG, cell_area, open_classification, windows
+from .rasters import cell_area, open_classification, windows
 
 NODATA = 255
 
@@ -64,7 +65,7 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
         lut[int(source_nodata)] = NODATA
     names = [UNCLASSIFIED] + list(mapping)
     counts = np.zeros(256, np.int64)
-    with AtomicCOG(params.output, ds, gdal.GDT_Byte, NODATA, "MODE") as out:
+    with AtomicCOG(params.output, ds, gdal.GDT_Byte, NODATA, resampling="MODE") as out:
         blocks = list(windows(ds.RasterXSize, ds.RasterYSize))
         for i, (x, y, w, h) in enumerate(blocks):
             progress.update(i / len(blocks), f"block {i + 1}/{len(blocks)}")
@@ -76,13 +77,13 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
         rows = [ClassArea(v, name, int(counts[v]), float(counts[v] * area), float(counts[v] * area / 1e4))
                 for v, name in enumerate(names)]
         csv_path = areas_path(params.output)
-        out.sidecar(Path(csv_path)).write_text(_csv(rows), encoding="utf-8")
-        out.sidecar(Path(style_path(params.output))).write_text(_qml(rows, colors), encoding="utf-8")
+        out.sidecar(csv_path).write_text(_csv(rows), encoding="utf-8")
+        out.sidecar(style_path(params.output)).write_text(_qml(rows, colors), encoding="utf-8")
         keep = {key: tags[key] for key in ("MODEL", "WEIGHTS_SHA256", "CODEBOOK", "CODEBOOK_SHA256", "K",
                                            "GSD", "PATCH_PX", "SOURCE") if key in tags}
         keep.update(CLASS_NAMES=json.dumps(names), CLASSES=json.dumps(mapping),
                     CLUSTERS=Path(params.input).name)
-        output = out.publish(keep, _color_table(colors), lambda pam: _attach_rat(pam, rows, colors))
+        output = out.publish(keep, colors, pam=lambda pam: _attach_rat(pam, rows, colors))
     ds = None
     progress.update(1.0, "done")
     return ReclassifyResult(output, csv_path, rows, time.perf_counter() - start, mapping,
@@ -102,14 +103,6 @@ def _csv(rows: list[ClassArea]) -> str:
 
 def _qml(rows: list[ClassArea], colors: list[tuple]) -> str:
     return paletted_qml((r.value, colors[r.value], r.name) for r in rows)
-
-
-def _color_table(colors: list[tuple]) -> gdal.ColorTable:
-    table = gdal.ColorTable()
-    for value, rgba in enumerate(colors):
-        table.SetColorEntry(value, rgba)
-    table.SetColorEntry(NODATA, (0, 0, 0, 0))
-    return table
 
 
 def _attach_rat(ds: gdal.Dataset, rows: list[ClassArea], colors: list[tuple]) -> None:

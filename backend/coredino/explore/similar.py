@@ -20,31 +20,18 @@ from typing import Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
+from coredino_contract.naming import style_path
 from coredino_contract.results import SIMILARITY_BINS, SimilarResult
 
+from ..cog import AtomicCOG
 from ..errors import UserError
 from ..params import SimilarParams
 from ..progress import Progress
+from ..styling import similarity_qml
 from .embeddings import EmbeddingFile, resolve
-from .rasters import AtomicCOG, cell_area, cell_of, windows
+from .rasters import cell_area, cell_of, windows
 
 NODATA = -2.0  # outside the cosine range [-1, 1]
-
-_QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22.0" styleCategories="Symbology">
-  <pipe>
-    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="{lo}" classificationMax="{hi}">
-      <rastershader>
-        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="{lo}" maximumValue="{hi}">
-          <item value="{lo}" color="#0d0887" alpha="0" label="{lo:.2f}"/>
-          <item value="{mid}" color="#cc4778" alpha="160" label="{mid:.2f}"/>
-          <item value="{hi}" color="#f0f921" alpha="255" label="{hi:.2f}"/>
-        </colorrampshader>
-      </rastershader>
-    </rasterrenderer>
-  </pipe>
-</qgis>
-"""
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -86,7 +73,7 @@ def similar(params: SimilarParams, progress: Optional[Progress] = None) -> Simil
         area = cell_area(emb.ds, emb.path)
         counts = np.zeros(SIMILARITY_BINS, np.int64)
         lo, hi = np.inf, -np.inf
-        with AtomicCOG(params.output, emb.ds, gdal.GDT_Float32, NODATA, "AVERAGE") as out:
+        with AtomicCOG(params.output, emb.ds, gdal.GDT_Float32, NODATA, resampling="AVERAGE") as out:
             blocks = list(windows(emb.width, emb.height))
             for i, (x, y, w, h) in enumerate(blocks):
                 progress.update(i / len(blocks), f"block {i + 1}/{len(blocks)}")
@@ -106,9 +93,8 @@ def similar(params: SimilarParams, progress: Optional[Progress] = None) -> Simil
             tags.update(COREDINO_SIMILARITY="cosine", EMBEDDINGS=Path(emb.path).name,
                         POSITIVES=_points(params.positives), NEGATIVES=_points(params.negatives))
             qml_lo = _percentile(counts, 0.5)
-            qml = out.sidecar(Path(params.output).with_suffix(".qml"))
-            qml.write_text(_QML.format(lo=qml_lo, mid=(qml_lo + hi) / 2, hi=max(hi, qml_lo + 0.01)),
-                           encoding="utf-8")
+            out.sidecar(style_path(params.output)).write_text(
+                similarity_qml(qml_lo, max(hi, qml_lo + 0.01)), encoding="utf-8")
             output = out.publish(tags)
     finally:
         emb.close()

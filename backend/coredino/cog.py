@@ -1,0 +1,139 @@
+"""One-band rasters published as Cloud-Optimized GeoTIFFs, atomically: the one writer pipeline.
+
+Windows stream into a tiled scratch GeoTIFF on disk (memory stays bounded for any raster size).
+:meth:`AtomicCOG.publish` translates it to a COG with overviews (and, when asked, a colour table,
+an RGBA copy and a PAM ``.aux.xml``), renames the COG into place, then its sidecars. Every scratch
+and partial file has a unique hidden name beside the output; leaving the ``with`` block without
+publishing removes them all, and nothing appears at the output path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+from osgeo import gdal
+
+from .atomic import temp_name
+from .errors import UserError
+from .raster import Grid
+
+gdal.UseExceptions()
+
+BLOCK = 256  # tile side (cells) of the scratch file and of the COG
+
+
+class AtomicCOG:
+    """A one-band raster on the grid of ``like``, written in windows, published as ``path``.
+
+    ``nodata`` fills every cell not written. ``resampling`` is GDAL's overview resampling
+    (MODE for classes, AVERAGE for scores).
+    """
+
+    def __init__(self, path: str, like: Union[Grid, gdal.Dataset], dtype: int, nodata: float, *,
+                 block: int = BLOCK, resampling: str = "NEAREST"):
+        self.path = Path(path)
+        self.nodata = nodata
+        self.block = block
+        self.resampling = resampling
+        self._scratch = temp_name(self.path, ".scratch.tif")
+        self._partial = temp_name(self.path, ".partial.tif")
+        self._sidecars: list[tuple[Path, Path]] = []  # (temporary, final), published after the COG
+        width, height, geotransform, wkt = _frame(like)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._ds = gdal.GetDriverByName("GTiff").Create(
+                str(self._scratch), width, height, 1, dtype,
+                ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE",
+                 "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"])
+        except (OSError, RuntimeError) as exc:
+            raise UserError(f"{self.path}: cannot write there ({(str(exc).splitlines() or [''])[0]}); "
+                            f"choose another output folder") from None
+        self._ds.SetGeoTransform(geotransform)
+        self._ds.SetProjection(wkt)
+        self._band = self._ds.GetRasterBand(1)
+        self._band.SetNoDataValue(nodata)
+        self._band.Fill(nodata)
+
+    def __enter__(self) -> "AtomicCOG":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._ds = self._band = None
+        for temporary in [self._scratch, self._partial, _aux(self._partial)] + \
+                [t for t, _ in self._sidecars]:
+            temporary.unlink(missing_ok=True)
+
+    def write(self, x: int, y: int, values: np.ndarray) -> None:
+        """Write a window of values with its top-left cell at (x, y)."""
+        self._band.WriteArray(values, x, y)
+
+    def sidecar(self, final: Union[str, Path]) -> Path:
+        """A temporary path for a file published with the COG (renamed to ``final`` just after it)."""
+        final = Path(final)
+        temporary = temp_name(final, ".partial")
+        self._sidecars.append((temporary, final))
+        return temporary
+
+    def publish(self, tags: dict[str, str], colors: Optional[Sequence[Sequence[int]]] = None,
+                rgba: Optional[str] = None,
+                pam: Optional[Callable[[gdal.Dataset], None]] = None) -> str:
+        """Translate to a COG and rename it into place; returns its path.
+
+        colors: a palette, value i drawn in ``colors[i]`` (RGB or RGBA), nodata transparent.
+        rgba:   also publish an RGBA COG of the palette's colours there (for viewers without palettes).
+        pam:    called with the COG opened in PAM mode, to attach what GTiff cannot hold (a RAT)
+                in ``<path>.aux.xml``.
+        """
+        if colors is not None:
+            self._band.SetRasterColorTable(color_table(colors, int(self.nodata)))
+            self._band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+        self._ds.SetMetadata(tags)
+        self._ds = self._band = None  # flush and close
+        gdal.Translate(str(self._partial), str(self._scratch), format="COG",
+                       creationOptions=["COMPRESS=DEFLATE", f"BLOCKSIZE={self.block}",
+                                        "BIGTIFF=IF_SAFER", f"OVERVIEW_RESAMPLING={self.resampling}"])
+        if rgba:
+            gdal.Translate(str(self.sidecar(rgba)), str(self._partial), format="COG", rgbExpand="rgba",
+                           creationOptions=["COMPRESS=DEFLATE", f"BLOCKSIZE={self.block}"])
+        if pam is not None:
+            gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "YES")
+            try:
+                ds = gdal.Open(str(self._partial))
+                pam(ds)
+                ds = None
+            finally:
+                gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+        aux = _aux(self._partial)
+        if aux.exists():
+            self._sidecars.append((aux, _aux(self.path)))
+        else:
+            _aux(self.path).unlink(missing_ok=True)  # a stale one would describe the old file
+        os.replace(self._partial, self.path)
+        for temporary, final in self._sidecars:
+            os.replace(temporary, final)
+        self._scratch.unlink(missing_ok=True)
+        return str(self.path)
+
+
+def color_table(colors: Sequence[Sequence[int]], nodata: int) -> gdal.ColorTable:
+    """A GDAL palette: value i in ``colors[i]`` (RGB, opaque, or RGBA), ``nodata`` transparent."""
+    table = gdal.ColorTable()
+    for value, color in enumerate(colors):
+        rgba = [int(c) for c in color] + [255] * (4 - len(color))
+        table.SetColorEntry(value, tuple(rgba))
+    table.SetColorEntry(nodata, (0, 0, 0, 0))
+    return table
+
+
+def _frame(like: Union[Grid, gdal.Dataset]) -> tuple[int, int, tuple, str]:
+    """(width, height, geotransform, CRS WKT) of a grid or of a dataset."""
+    if isinstance(like, Grid):
+        return like.width, like.height, like.geotransform, like.wkt
+    return like.RasterXSize, like.RasterYSize, like.GetGeoTransform(), like.GetProjection()
+
+
+def _aux(path: Path) -> Path:
+    return Path(f"{path}.aux.xml")
