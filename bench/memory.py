@@ -48,14 +48,14 @@ def mosaic(path: Path, size: int, placements: list[tuple[Path, int, int]], crop:
     ref = gdal.Open(str(placements[0][0]))
     gt = ref.GetGeoTransform()
     bands = []
-    for b, colour in ((1, "Red"), (2, "Green"), (3, "Blue")):
+    for b, color in ((1, "Red"), (2, "Green"), (3, "Blue")):
         sources = []
         for src, x, y in placements:
             sx, sy, w, h = crop_window(src, crop)
             sources.append(f'<SimpleSource><SourceFilename relativeToVRT="0">{src}</SourceFilename>'
                            f'<SourceBand>{b}</SourceBand><SrcRect xOff="{sx}" yOff="{sy}" xSize="{w}" ySize="{h}"/>'
                            f'<DstRect xOff="{x}" yOff="{y}" xSize="{w}" ySize="{h}"/></SimpleSource>')
-        bands.append(f'<VRTRasterBand dataType="Byte" band="{b}"><ColorInterp>{colour}</ColorInterp>'
+        bands.append(f'<VRTRasterBand dataType="Byte" band="{b}"><ColorInterp>{color}</ColorInterp>'
                      f'{"".join(sources)}</VRTRasterBand>')
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{ref.GetProjection()}</SRS>'
@@ -78,9 +78,9 @@ CASES = [  # name, canvas px, placements (scene, x, y)
 def run_one(vrt: str, output: str, device: str, batch: int, repeat: int) -> dict:
     """Classify in this process; what the parent tabulates."""
     from coredino.engine import classify, encoder_for, load_codebook
-    from coredino.features import tile_grid
     from coredino.params import ClassifyOptions, ClassifyParams
-    from coredino.raster import open_raster
+    from coredino.raster import open_raster_source
+    from coredino.tiling import tile_grid
 
     from osgeo import gdal
 
@@ -96,7 +96,7 @@ def run_one(vrt: str, output: str, device: str, batch: int, repeat: int) -> dict
         cpus.append(time.process_time() - cpu0)
     wall, cpu = min(walls), min(cpus)
     r = codebook.recipe
-    raster = open_raster(vrt, r["gsd"], pad_to=r["tile"] * r["patch"], multiple_of=r["patch"])
+    raster = open_raster_source(vrt, r["gsd"], pad_to=r["tile"] * r["patch"], multiple_of=r["patch"])
     grid = tile_grid(raster, r["patch"], r["tile"], r["border"])
     raster.close()
     cell_m = r["gsd"] * r["patch"]

@@ -27,10 +27,11 @@ from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .errors import UserError
 from .explore.embeddings import EmbeddingWriter
-from .features import encode_batches, tile_grid
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
-from .raster import open_raster
+from .raster import open_raster_source
+from .tile_stream import encode_batches
+from .tiling import tile_grid
 from .writer import ClassWriter
 
 RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().parents[2] / "resources"))
@@ -64,7 +65,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     encoder = encoder or encoder_for(codebook, opts)
     recipe = codebook.recipe
     tile, border = int(recipe["tile"]), int(recipe["border"])
-    raster = open_raster(params.input, float(recipe["gsd"]), pad_to=tile * encoder.patch,
+    raster = open_raster_source(params.input, float(recipe["gsd"]), pad_to=tile * encoder.patch,
                          bands=opts.bands, multiple_of=encoder.patch)
     try:
         grid = tile_grid(raster, encoder.patch, tile, border)
@@ -154,7 +155,7 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
     reservoir = Reservoir(params.max_features, encoder.dim, params.seed)
     n = len(params.inputs)
     for i, path in enumerate(params.inputs):
-        raster = open_raster(path, params.gsd, pad_to=params.tile * encoder.patch,
+        raster = open_raster_source(path, params.gsd, pad_to=params.tile * encoder.patch,
                              bands=params.bands, multiple_of=encoder.patch)
         try:
             grid = tile_grid(raster, encoder.patch, params.tile, params.border)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 from osgeo import gdal, osr
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -25,6 +28,7 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 # tile loop re-reads; 256 MB reads as fast as the default here. GDAL_CACHEMAX, if set, wins.
 GDAL_CACHE_BYTES = 256 * 2**20
 _SAMPLE_SIDE = 1024  # longest side of the decimated read used for the 16-bit stretch
+Pixels = Union[np.ndarray, "torch.Tensor"]  # a window on the CPU, or uploaded to a device
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Grid:
 
 @dataclass
 class RasterSource:
-    """An opened raster, resampled on the fly to ``grid`` (see :func:`open_raster`)."""
+    """An opened raster, resampled on the fly to ``grid`` (see :func:`open_raster_source`)."""
 
     path: str
     grid: Grid
@@ -81,21 +85,12 @@ class RasterSource:
         return values, valid
 
     def to_unit(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Values from :meth:`read_raw` as float32 in [0, 1] (/255 for 8 bits, else the stretch),
-        0 where not ``valid``."""
-        values = values.astype(np.float32)
-        if self.stretch is None:
-            values *= 1.0 / 255.0
-        else:
-            lo, hi = self.stretch
-            values = (values - lo[:, None, None]) / (hi - lo)[:, None, None]
-            np.clip(values, 0.0, 1.0, out=values)
-        values[:, ~valid] = 0.0
-        return values
+        """Values from :meth:`read_raw` as float32 in [0, 1], 0 where not ``valid`` (see :class:`PixelScale`)."""
+        return PixelScale(self.stretch)(values, valid)
 
     def reopen(self) -> "RasterSource":
         """An independent copy with its own GDAL handles (a GDAL dataset serves one thread)."""
-        other = open_raster(*self._open_args)
+        other = open_raster_source(*self._open_args)
         other.stretch = self.stretch
         return other
 
@@ -118,7 +113,41 @@ class RasterSource:
         self._source = None
 
 
-def open_raster(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence[int]] = None,
+class PixelScale:
+    """Raw pixel values (3, h, w) to float32 in [0, 1], 0 where not valid: ``x / 255`` for 8-bit
+    rasters, else the percentile stretch (lo -> 0, hi -> 1, clipped).
+
+    One rule for numpy arrays (the CPU path) and torch tensors on any device (the GPU path scales
+    a window after uploading it as read); the stretch is copied to a device once.
+    """
+
+    def __init__(self, stretch: Optional[tuple[np.ndarray, np.ndarray]]):
+        self.stretch = stretch
+        self._bounds: dict = {}  # array library or device -> (lo, span) shaped (3, 1, 1)
+
+    def __call__(self, values: Pixels, valid: Pixels) -> Pixels:
+        if isinstance(values, np.ndarray):
+            xp = np
+        else:
+            import torch as xp  # a tensor came in: torch is loaded already
+        values = xp.asarray(values, dtype=xp.float32)
+        if self.stretch is None:
+            values = values * (1.0 / 255.0)
+        else:
+            lo, span = self._bounds_for(values, xp)
+            values = xp.clip((values - lo) / span, 0.0, 1.0)
+        return xp.where(valid, values, 0.0)
+
+    def _bounds_for(self, values: Pixels, xp) -> tuple:
+        key = np if xp is np else values.device
+        if key not in self._bounds:
+            lo, hi = (np.asarray(b, np.float32).reshape(3, 1, 1) for b in self.stretch)
+            self._bounds[key] = (lo, hi - lo) if xp is np else \
+                (xp.from_numpy(lo).to(key), xp.from_numpy(hi - lo).to(key))
+        return self._bounds[key]
+
+
+def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence[int]] = None,
                 multiple_of: int = 1) -> RasterSource:
     """Open ``path`` for reading at ``gsd`` metres per pixel.
 
@@ -193,15 +222,15 @@ def _pick_bands(ds: gdal.Dataset, path: str,
                             f"3 band numbers between 1 and {ds.RasterCount}")
         chosen = list(requested)
     else:
-        by_colour = {c: i for i, c in interp.items()}
-        rgb = [by_colour.get(c) for c in (gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand)]
-        colour = [i for i in interp if i != alpha]
+        by_color = {c: i for i, c in interp.items()}
+        rgb = [by_color.get(c) for c in (gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand)]
+        color = [i for i in interp if i != alpha]
         if all(rgb):
             chosen = rgb
-        elif len(colour) >= 3:
-            chosen = colour[:3]
+        elif len(color) >= 3:
+            chosen = color[:3]
         else:
-            chosen = colour[:1]
+            chosen = color[:1]
     if len(chosen) == 1:
         chosen = chosen * 3
     return chosen, alpha

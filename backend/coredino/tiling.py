@@ -9,9 +9,12 @@ raster's edge are shifted inward instead of running off it, so the margins are c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .raster import RasterSource
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Tile:
 class TileGrid:
     """Cover ``cells_x`` x ``cells_y`` output cells with tiles of ``tile`` cells.
 
-    The grid to read from must be at least one tile large (:func:`coredino.raster.open_raster`
+    The grid to read from must be at least one tile large (:func:`coredino.raster.open_raster_source`
     pads tiny rasters), i.e. ``cells_x, cells_y >= tile`` or the padded size given.
     """
 
@@ -67,3 +70,8 @@ class TileGrid:
         span = max(cells, self.tile)
         return [(start, min(max(start - self.border, 0), span - self.tile))
                 for start in range(0, cells, self.core)]
+
+
+def tile_grid(raster: "RasterSource", patch: int, tile: int, border: int) -> TileGrid:
+    """The tiles covering ``raster``'s grid of ``patch`` x ``patch`` pixel cells."""
+    return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border)

@@ -21,11 +21,12 @@ from coredino.explore.embeddings import EmbeddingFile, embeddings_path
 from coredino.explore.polygonize import polygonize
 from coredino.explore.reclassify import reclassify
 from coredino.explore.similar import NODATA as SIM_NODATA, similar
-from coredino.features import encode_batches, tile_grid
+from coredino.tile_stream import encode_batches
+from coredino.tiling import tile_grid
 from coredino.params import (ClassifyOptions, ClassifyParams, PolygonizeParams, ReclassifyParams,
                              SimilarParams)
 from coredino.progress import Progress
-from coredino.raster import open_raster
+from coredino.raster import open_raster_source
 
 
 
@@ -90,7 +91,7 @@ def test_embeddings_reproduce_the_encoder_features(kampala):
     recipe = codebook.recipe
     encoder = encoder_for(codebook, ClassifyOptions(device="cpu"))
     patch, tile = encoder.patch, recipe["tile"]
-    raster = open_raster(str(source), recipe["gsd"], pad_to=tile * patch, multiple_of=patch)
+    raster = open_raster_source(str(source), recipe["gsd"], pad_to=tile * patch, multiple_of=patch)
     full = np.zeros((emb.height, emb.width, codebook.dim), np.float32)
     try:
         for batch in encode_batches(raster, encoder, tile_grid(raster, patch, tile, recipe["border"]), 8):

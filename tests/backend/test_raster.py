@@ -5,7 +5,7 @@ import pytest
 from osgeo import gdal, osr
 
 from coredino.errors import UserError
-from coredino.raster import open_raster
+from coredino.raster import open_raster_source
 
 
 def epsg(wkt: str) -> int:
@@ -15,7 +15,7 @@ def epsg(wkt: str) -> int:
 
 
 def test_utm_rgb_is_read_on_its_own_grid(demo_raster):
-    r = open_raster(str(demo_raster), 0.25, multiple_of=16)
+    r = open_raster_source(str(demo_raster), 0.25, multiple_of=16)
     src = gdal.Open(str(demo_raster))
     gt = src.GetGeoTransform()
     assert epsg(r.grid.wkt) == 32721
@@ -30,7 +30,7 @@ def test_utm_rgb_is_read_on_its_own_grid(demo_raster):
 
 def test_black_collar_without_declared_nodata_is_invalid(data):
     path = str(data / "caranavi_collar_0p25m.tif")
-    r = open_raster(path, 0.25, multiple_of=16)
+    r = open_raster_source(path, 0.25, multiple_of=16)
     assert r.zero_is_nodata
     src = gdal.Open(path).ReadAsArray()
     rgb, valid = r.read(0, 0, src.shape[2], src.shape[1])
@@ -41,7 +41,7 @@ def test_black_collar_without_declared_nodata_is_invalid(data):
 
 
 def test_geographic_uint16_pan_is_stretched_replicated_and_warped_to_utm(data):
-    r = open_raster(str(data / "lasvegas_pan_uint16_4326.tif"), 0.25, multiple_of=16)
+    r = open_raster_source(str(data / "lasvegas_pan_uint16_4326.tif"), 0.25, multiple_of=16)
     assert epsg(r.grid.wkt) == 32611  # Las Vegas: UTM 11N
     assert r.bands == [1, 1, 1] and r.stretch is not None
     assert 0.2 < r.source_gsd < 0.35
@@ -56,18 +56,18 @@ def test_geographic_uint16_pan_is_stretched_replicated_and_warped_to_utm(data):
 
 def test_four_band_rgbn_uses_rgb_and_honours_declared_nodata(data):
     path = str(data / "naip_rgbn_5m.tif")
-    r = open_raster(path, 5.0)
+    r = open_raster_source(path, 5.0)
     assert r.bands == [1, 2, 3] and not r.zero_is_nodata and r.stretch is None
     assert not r.warnings
-    nir = open_raster(path, 5.0, bands=(4, 3, 2))
+    nir = open_raster_source(path, 5.0, bands=(4, 3, 2))
     a, _ = r.read(0, 0, 64, 64)
     b, _ = nir.read(0, 0, 64, 64)
     np.testing.assert_allclose(b[1], a[2])  # green slot of 4,3,2 is band 3
-    assert open_raster(path, 0.25).warnings[0].endswith("20x coarser than the codebook's 0.25 m; expect blurry classes")
+    assert open_raster_source(path, 0.25).warnings[0].endswith("20x coarser than the codebook's 0.25 m; expect blurry classes")
 
 
 def test_web_mercator_is_rewarped_to_true_ground_metres(data):
-    r = open_raster(str(data / "kampala_0p30m_3857.tif"), 0.25)
+    r = open_raster_source(str(data / "kampala_0p30m_3857.tif"), 0.25)
     assert epsg(r.grid.wkt) == 32636  # Kampala: UTM 36N
     # EPSG:3857 0.2986 m at 0.35 N is ~0.2986 m on the ground; 256 px -> ~306 px at 0.25 m
     assert r.grid.width == pytest.approx(256 * 0.2986 / 0.25, abs=3)
@@ -76,7 +76,7 @@ def test_web_mercator_is_rewarped_to_true_ground_metres(data):
 def test_tiny_raster_is_padded_to_one_tile(tmp_path, demo_raster):
     tiny = str(tmp_path / "tiny.tif")
     gdal.Translate(tiny, str(demo_raster), srcWin=[0, 0, 20, 20])
-    r = open_raster(tiny, 0.25, pad_to=384, multiple_of=16)
+    r = open_raster_source(tiny, 0.25, pad_to=384, multiple_of=16)
     assert (r.grid.width, r.grid.height) == (32, 32)
     rgb, valid = r.read(0, 0, 384, 384)
     assert valid[:20, :20].all() and valid.sum() == 400
@@ -95,8 +95,8 @@ def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path, demo_raster):
              str(text): "GDAL cannot read it", nocrs: "gdal_edit.py -a_srs"}
     for path, expected in cases.items():
         with pytest.raises(UserError) as err:
-            open_raster(path, 0.25)
+            open_raster_source(path, 0.25)
         message = str(err.value)
         assert message.startswith(path) and expected in message and "\n" not in message
     with pytest.raises(UserError, match="--bands 5"):
-        open_raster(str(demo_raster), 0.25, bands=(5,))
+        open_raster_source(str(demo_raster), 0.25, bands=(5,))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from coredino.encoders import ModelSpec, build_encoder
 from coredino.encoders.yolo import build_yolo_backbone
 from coredino.errors import UserError
-from coredino.raster import open_raster
+from coredino.raster import open_raster_source
 from coredino.train.augment import align, d4, d4_inverse, make_views
 from coredino.train.commands import add_train_parser
 from coredino.train.config import TrainConfig
@@ -116,7 +116,7 @@ def test_cli_train_exports_weights_the_engine_loads_strictly(rasters, demo_raste
     assert not torch.equal(state[f"layers.{bn}"], fresh[bn])
 
     encoder = build_encoder(ModelSpec("core-dino", "n", str(weights), 19), torch.device("cpu"))
-    src = open_raster(str(demo_raster), 0.3)
+    src = open_raster_source(str(demo_raster), 0.3)
     rgb, _ = src.read(0, 0, 128, 128)
     src.close()
     with torch.no_grad():

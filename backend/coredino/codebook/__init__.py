@@ -1,8 +1,8 @@
 """Codebooks: fitting centroids to features, colouring them, storing them, assigning features."""
 
 from .assign import Assigner, assign
+from .codebook import Codebook, build_recipe
 from .colors import centroid_colors
-from .file import Codebook, build_recipe
 from .kmeans import fit_kmeans
 from .reservoir import Reservoir
 

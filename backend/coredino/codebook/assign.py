@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from .file import Codebook
+from .codebook import Codebook
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import UserError
-from ..raster import open_raster
+from ..raster import open_raster_source
 
 IGNORE = 255  # mask nodata (no imagery), also used for pixels outside the image
 MASK_SUFFIXES = ("_buildings_mask.tif", "_buildings.tif", "_mask.tif")
@@ -96,7 +96,7 @@ class Labelled:
 def load(pair: Pair, gsd: float) -> Labelled:
     """Image resampled to ``gsd`` on the engine's metric grid and its mask warped onto the same
     grid (nearest neighbour; nodata and invalid image pixels become IGNORE)."""
-    raster = open_raster(pair.image, gsd, pad_to=32, multiple_of=32)
+    raster = open_raster_source(pair.image, gsd, pad_to=32, multiple_of=32)
     try:
         g = raster.grid
         rgb, valid = raster.read(0, 0, g.width, g.height)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..raster import RasterSource, open_raster
+from ..raster import RasterSource, open_raster_source
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 MAX_TRIES = 200
@@ -52,7 +52,7 @@ class WindowSampler:
         self.sources: list[RasterSource] = []
         self.warnings: list[str] = []
         for path in self.paths:
-            src = open_raster(path, gsd, pad_to=crop)
+            src = open_raster_source(path, gsd, pad_to=crop)
             self.sources.append(src)
             self.warnings += src.warnings
         # windows are drawn from rasters in proportion to their area at the teacher GSD

@@ -31,7 +31,7 @@ import torch
 from .device import autocast
 from .encoders import Encoder
 from .progress import Progress
-from .raster import RasterSource
+from .raster import PixelScale, RasterSource
 from .tiling import Tile, TileGrid
 
 MIN_VALID_FRACTION = 0.5  # a cell is valid when at least half of its pixels are
@@ -78,10 +78,6 @@ class _Run:
     pixels: Optional[torch.Tensor] = None  # (n, 3, side, side) float32, when cut by the reader
 
 
-def tile_grid(raster: RasterSource, patch: int, tile: int, border: int) -> TileGrid:
-    return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border)
-
-
 def reader_count(device: torch.device) -> int:
     """Reader threads: one on the CPU (the model needs the cores), more to feed a GPU.
 
@@ -104,7 +100,7 @@ def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch
     device = next(encoder.parameters()).device
     model = torch.compile(encoder, dynamic=False) if compile else encoder
     runs = _Readers(raster, grid, encoder.patch, device, readers or reader_count(device))
-    scale = _Scale(raster, device)
+    scale = PixelScale(raster.stretch)
     side = grid.tile * encoder.patch
     total, done = max(1, len(grid)), 0
     pending = _Pending()
@@ -174,25 +170,6 @@ def _encode(model: torch.nn.Module, pixels: torch.Tensor, device: torch.device,
     with torch.inference_mode(), autocast(device):
         feats = model(pixels)
     return feats[:n].float().permute(0, 2, 3, 1)
-
-
-class _Scale:
-    """Read values to float32 [0, 1] on the device (the same arithmetic as :meth:`RasterSource.read`)."""
-
-    def __init__(self, raster: RasterSource, device: torch.device) -> None:
-        self.lo = self.span = None
-        if raster.stretch is not None:
-            lo, hi = raster.stretch
-            self.lo = torch.from_numpy(lo).to(device).view(3, 1, 1)
-            self.span = torch.from_numpy(hi - lo).to(device).view(3, 1, 1)
-
-    def __call__(self, values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        values = values.float()
-        if self.lo is None:
-            values = values * (1.0 / 255.0)
-        else:
-            values = ((values - self.lo) / self.span).clamp_(0.0, 1.0)
-        return torch.where(valid, values, 0.0)
 
 
 def _cut(window: torch.Tensor, cols: torch.Tensor, side: int) -> torch.Tensor:

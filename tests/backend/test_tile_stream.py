@@ -8,11 +8,12 @@ import pytest
 import torch
 from osgeo import gdal
 
-from coredino import features
+from coredino import tile_stream
 from coredino.engine import classify
-from coredino.features import MIN_VALID_FRACTION, _cut, _plan, _read_run, _Scale, tile_grid
 from coredino.params import ClassifyOptions, ClassifyParams
-from coredino.raster import RasterSource, open_raster
+from coredino.raster import PixelScale, RasterSource, open_raster_source
+from coredino.tile_stream import MIN_VALID_FRACTION, _cut, _plan, _read_run
+from coredino.tiling import tile_grid
 
 PATCH, TILE, BORDER = 8, 40, 4  # the session codebook's recipe (core-dino n, layer 16)
 
@@ -49,10 +50,10 @@ def canvas(tmp_path_factory, demo_raster, data) -> str:
 @pytest.mark.parametrize("name", ["caranavi_collar_0p25m.tif", "lasvegas_pan_uint16_4326.tif",
                                   "naip_rgbn_5m.tif"])
 def test_tiles_cut_from_one_window_equal_per_tile_reads(data, name):
-    raster = open_raster(str(data / name), 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
+    raster = open_raster_source(str(data / name), 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
     grid = tile_grid(raster, PATCH, TILE, BORDER)
     side = TILE * PATCH
-    scale = _Scale(raster, torch.device("cpu"))
+    scale = PixelScale(raster.stretch)
     seen = 0
     for planned, skipped in list(_plan(grid, None))[:6]:
         run = _read_run(raster, grid, PATCH, planned, skipped, pin=False)
@@ -73,7 +74,7 @@ def test_tiles_cut_from_one_window_equal_per_tile_reads(data, name):
 
 
 def test_coverage_is_conservative_and_skips_the_empty_canvas(canvas):
-    raster = open_raster(canvas, 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
+    raster = open_raster_source(canvas, 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
     cov = raster.coverage(PATCH)
     g = raster.grid
     assert cov is not None and cov.shape == (g.height // PATCH, g.width // PATCH)
@@ -82,18 +83,18 @@ def test_coverage_is_conservative_and_skips_the_empty_canvas(canvas):
     assert not (has_valid & ~cov).any()  # never drops a cell that holds a valid pixel
     assert has_valid.mean() < cov.mean() < 0.85  # but prunes empty canvas (256 px granularity)
     raster.close()
-    demo = open_raster(str(Path(__file__).parents[2] / "resources" / "montevideo_0p25m_demo.tif"), 0.25)
+    demo = open_raster_source(str(Path(__file__).parents[2] / "resources" / "montevideo_0p25m_demo.tif"), 0.25)
     assert demo.coverage(PATCH) is None  # a plain GeoTIFF full of data: nothing to prune
 
 
 def test_plan_skips_uncovered_tiles_without_reading_them(canvas):
-    raster = open_raster(canvas, 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
+    raster = open_raster_source(canvas, 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
     grid = tile_grid(raster, PATCH, TILE, BORDER)
     plan = list(_plan(grid, raster.coverage(PATCH)))
     planned = sum(len(tiles) for tiles, _ in plan)
     assert planned + sum(skipped for _, skipped in plan) == len(grid)
     assert planned < len(grid)  # big tiles on a small canvas: a few are pruned
-    assert all(len(tiles) <= features.MAX_RUN and len({t.y for t in tiles}) <= 1 for tiles, _ in plan)
+    assert all(len(tiles) <= tile_stream.MAX_RUN and len({t.y for t in tiles}) <= 1 for tiles, _ in plan)
     raster.close()
 
 
