@@ -21,15 +21,15 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .cluster_stats import ClusterStats, ClusterStatsTask, cached
-from .explore_style import cluster_colours, style_polygons
+from .explore_style import cluster_colors, style_polygons
 from .contract import PolygonizeParams, PolygonizeResult, ReclassifyParams, ReclassifyResult, UserError
 from .contract.classes import PALETTE, load_classes, save_classes, validate
 from .layer_info import add_above, classification_path, coredino_tags, sibling
 from .similar_panel import format_area
 
-def swatch(colour: QColor) -> QIcon:
+def swatch(color: QColor) -> QIcon:
     pixmap = QPixmap(14, 14)
-    pixmap.fill(colour)
+    pixmap.fill(color)
     return QIcon(pixmap)
 
 
@@ -111,11 +111,11 @@ class ClusterPanel(QWidget):
             return
         self.stats = stats
         layer = self.dock.current_layer()
-        colours = cluster_colours(layer) if layer is not None else {}
+        colors = cluster_colors(layer) if layer is not None else {}
         ranked = sorted(stats.counts.items(), key=lambda item: (-item[1], item[0]))
         self.table.setRowCount(len(ranked))
         for row, (value, cells) in enumerate(ranked):
-            item = QTableWidgetItem(swatch(colours.get(value, QColor("black"))), str(value))
+            item = QTableWidgetItem(swatch(colors.get(value, QColor("black"))), str(value))
             item.setData(Qt.ItemDataRole.UserRole, value)
             self.table.setItem(row, 0, item)
             self.table.setItem(row, 1, QTableWidgetItem(f"{stats.area(value) / 1e4:.3f}"))

@@ -25,7 +25,7 @@ from .cluster_panel import ClusterPanel, swatch
 from .cluster_stats import ClusterStatsTask, cached
 from .dock import RASTER_FILTER
 from .job_follower import JobFollower
-from .explore_style import cluster_colours, highlight_layer
+from .explore_style import cluster_colors, highlight_layer
 from .layer_info import add_above
 from .log import CRITICAL, SUCCESS, notify
 from .map_tools import InspectTool, SimilarClickTool
@@ -182,15 +182,15 @@ class ExploreDock(QDockWidget):
             self._show_inspect(layer, self._pending_inspect, stats, error)
 
     def _show_inspect(self, layer, value: int, stats, error: str) -> None:
-        colour = cluster_colours(layer).get(value)
-        hex_colour = colour.name() if colour is not None else "?"
+        color = cluster_colors(layer).get(value)
+        hex_color = color.name() if color is not None else "?"
         if stats is None:
-            text = f"cluster {value} ({hex_colour}); area unknown: {error}"
+            text = f"cluster {value} ({hex_color}); area unknown: {error}"
         else:
-            text = (f"cluster {value} ({hex_colour}): {100 * stats.share(value):.2f} % of the layer's area, "
+            text = (f"cluster {value} ({hex_color}): {100 * stats.share(value):.2f} % of the layer's area, "
                     f"{format_area(stats.area(value))}")
         self.inspect_label.setText(text)
-        self.inspect_swatch.setPixmap(swatch(colour).pixmap(16, 16) if colour is not None else QPixmap())
+        self.inspect_swatch.setPixmap(swatch(color).pixmap(16, 16) if color is not None else QPixmap())
         self.inspected.emit(text)
 
     def set_highlight(self, values, label: str) -> None:

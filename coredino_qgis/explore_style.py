@@ -27,7 +27,7 @@ HIGHLIGHT = QColor(255, 0, 255)  # magenta: rare on imagery and in the codebook 
 HIGHLIGHT_NAME = "coredino highlight"
 
 
-def cluster_colours(layer: QgsRasterLayer) -> dict:
+def cluster_colors(layer: QgsRasterLayer) -> dict:
     """Value -> QColor from the layer's paletted style (else its colour table)."""
     renderer = layer.renderer()
     if renderer is not None and renderer.type() == "paletted":
@@ -53,8 +53,8 @@ def style_similarity(layer: QgsRasterLayer, threshold: float, maximum: float) ->
     top = max(maximum, threshold + 1e-3)
     ramp = QgsColorRampShader(threshold, top)
     ramp.setColorRampType(LINEAR)
-    ramp.setColorRampItemList([_ramp_item(threshold + position * (top - threshold), colour, alpha)
-                               for position, colour, alpha in SIMILARITY_RAMP])
+    ramp.setColorRampItemList([_ramp_item(threshold + position * (top - threshold), color, alpha)
+                               for position, color, alpha in SIMILARITY_RAMP])
     ramp.setClip(True)  # below the threshold: transparent
     shader = QgsRasterShader(threshold, top)
     shader.setRasterShaderFunction(ramp)
@@ -66,15 +66,15 @@ def style_similarity(layer: QgsRasterLayer, threshold: float, maximum: float) ->
     layer.triggerRepaint()
 
 
-def _ramp_item(value: float, colour: str, alpha: int) -> QgsColorRampShader.ColorRampItem:
-    qcolour = QColor(colour)
-    qcolour.setAlpha(alpha)
-    return QgsColorRampShader.ColorRampItem(value, qcolour, f"{value:.2f}")
+def _ramp_item(value: float, color: str, alpha: int) -> QgsColorRampShader.ColorRampItem:
+    qcolor = QColor(color)
+    qcolor.setAlpha(alpha)
+    return QgsColorRampShader.ColorRampItem(value, qcolor, f"{value:.2f}")
 
 
-def style_polygons(layer: QgsVectorLayer, colour: QColor) -> None:
+def style_polygons(layer: QgsVectorLayer, color: QColor) -> None:
     """Translucent fill in the class colour, solid outline."""
-    r, g, b = colour.red(), colour.green(), colour.blue()
+    r, g, b = color.red(), color.green(), color.blue()
     layer.renderer().setSymbol(QgsFillSymbol.createSimple(
         {"color": f"{r},{g},{b},90", "outline_color": f"{r},{g},{b},255", "outline_width": "0.4"}))
     layer.triggerRepaint()

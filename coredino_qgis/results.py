@@ -31,7 +31,7 @@ def group_name(source_name: str) -> str:
 def present_class_data(layer: QgsRasterLayer, classes: Optional[dict]) -> list:
     """Paletted classes for the ids in ``classes`` (id -> cells), largest first, or scanned from the raster."""
     provider = layer.dataProvider()
-    colours = {c.value: c.color for c in QgsPalettedRasterRenderer.colorTableToClassData(provider.colorTable(1))}
+    colors = {c.value: c.color for c in QgsPalettedRasterRenderer.colorTableToClassData(provider.colorTable(1))}
     if classes:
         counts = {int(k): int(v) for k, v in classes.items()}
     else:
@@ -39,11 +39,11 @@ def present_class_data(layer: QgsRasterLayer, classes: Optional[dict]) -> list:
     total = max(1, sum(counts.values()))
     out = []
     for value, cells in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        colour = colours.get(value)
-        if colour is None:
+        color = colors.get(value)
+        if color is None:
             continue
         label = cluster_label(value, cells, total) if classes else f"cluster {value}"
-        out.append(QgsPalettedRasterRenderer.Class(value, colour, label))
+        out.append(QgsPalettedRasterRenderer.Class(value, color, label))
     return out
 
 
