@@ -6,7 +6,7 @@ export YOLO_OFFLINE ?= 1
 export YOLO_VERBOSE := False
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: install vendor demo test bench clean package
+.PHONY: install vendor demo test eval bench clean package
 
 install: vendor
 	@VENV=$(VENV) bash tools/setup.sh
@@ -22,6 +22,15 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The rotating held-out evaluation of the bundled model beside the colour-only, random-init and
+# ImageNet baselines (docs/training.md; not part of `make test`): out/eval/eval.md and eval.json.
+# Needs the labelled development set in ../shared/data/labelled; about 15 min on 2 shared cores
+# (one thread: on a busy machine torch's and faiss's spinning threads cost 10x).
+EVAL_THREADS ?= 1
+eval: install
+	OMP_NUM_THREADS=$(EVAL_THREADS) $(PY) -m coredino.cli eval --threads $(EVAL_THREADS) \
+	  --weights "current default=resources/coredino-n-default.pt" -o out/eval
 
 clean:
 	rm -rf out .pytest_cache

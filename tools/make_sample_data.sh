@@ -25,3 +25,12 @@ cp "$D/labelled/oam_osm_buildings/kampala_uganda_patch2_0p30m_buildings_mask.tif
 gdal_translate -q $jpeg_cog "$D/labelled/oam_osm_buildings/kampala_uganda_patch1_0p30m_image.tif" \
   tests/data/kampala_patch1_0p30m_3857.tif
 cp "$D/labelled/oam_osm_buildings/kampala_uganda_patch1_0p30m_buildings_mask.tif" tests/data/kampala_patch1_0p30m_3857_buildings.tif
+# Two Dubai land-cover parts (satellite JPEG, not georeferenced, 5 classes): centre 160 x 160 px.
+for tp in "1 318 242" "2 174 192"; do
+  set -- $tp
+  gdal_translate -q -of JPEG -co QUALITY=92 -srcwin $2 $3 160 160 \
+    "$D/labelled/dubai_landcover/dubai_tile$1_part001_image.jpg" tests/data/dubai_tile$1_part001_image.jpg
+  gdal_translate -q -of PNG -srcwin $2 $3 160 160 \
+    "$D/labelled/dubai_landcover/dubai_tile$1_part001_mask_index.png" tests/data/dubai_tile$1_part001_mask_index.png
+done
+rm -f tests/data/*.aux.xml

@@ -235,3 +235,71 @@ def test_collapse_monitor_flags_collapsed_distributions():
     stats = collapse_stats(healthy, features=torch.randn(4, 16, 5, 5, generator=gen))
     assert collapse_warnings(stats) == []
     assert 0 < stats["teacher_entropy"] < stats["batch_entropy"] <= np.log(k) + 1e-6
+
+
+# ----------------------------------------------------------------------------- stage 1: the prior
+
+
+def test_mobilenetv2_prior_loads_its_imagenet_weights_and_is_dense(demo_raster):
+    from coredino.train.prior import PRIOR_DIM, MobileNetV2Prior
+    prior = MobileNetV2Prior()
+    src = open_raster_source(str(demo_raster), 0.3, pad_to=128)
+    rgb, _ = src.read(0, 0, 128, 128)
+    src.close()
+    x = torch.from_numpy(rgb)[None]
+    grids = prior.grids(x, (8, 16))
+    assert grids[8].shape == (1, PRIOR_DIM, 16, 16) and grids[16].shape == (1, PRIOR_DIM, 8, 8)
+    # each part is unit length at every cell of its native grid (stride 8: 32 ch, stride 16: 96 ch)
+    assert torch.allclose(grids[8][:, :32].norm(dim=1), torch.ones(1, 16, 16), atol=1e-4)
+    assert torch.allclose(grids[16][:, 32:].norm(dim=1), torch.ones(1, 8, 8), atol=1e-4)
+    prior.train()  # stays frozen: BatchNorm keeps its ImageNet statistics
+    assert not prior.training and torch.equal(prior(x, 16), grids[16])
+    # ImageNet features are not colour: a flat grey image differs from real imagery everywhere
+    flat = prior(torch.full_like(x, 0.5), 16)
+    assert float(torch.cosine_similarity(flat, grids[16], dim=1).mean()) < 0.9
+
+
+def test_sampler_leaves_out_rasters_far_coarser_than_its_gsd(rasters, data):
+    naip = str(data / "naip_rgbn_5m.tif")
+    fine = WindowSampler([*rasters, naip], 0.6, 128, max_upsample=2.0)
+    assert naip not in fine.paths and len(fine.paths) == 2
+    coarse = WindowSampler([*rasters, naip], 4.8, 128, max_upsample=2.0)
+    assert coarse.paths == [naip]  # the 0.25 m crops are under 128 px at 4.8 m
+    with pytest.raises(UserError, match="without upsampling"):
+        WindowSampler([naip], 0.3, 128, max_upsample=2.0)
+    for s in (fine, coarse):
+        s.close()
+
+
+def test_distillation_fits_the_prior_and_exports_engine_weights(rasters, data, tmp_path):
+    from coredino.train.distill import DistillTrainer
+    cfg = TrainConfig(data=[*rasters, str(data / "naip_rgbn_5m.tif")], out=str(tmp_path), steps=8,
+                      lr=3e-3, warmup_steps=0, overfit=True, objective="distill", gsds=[4.8],
+                      **{**SMALL, "export": True, "calib_batches": 1})
+    trainer = DistillTrainer(cfg, log=_quiet)
+    result = trainer.train()
+    trainer.close()
+    cos = [h["cosine"] for h in trainer.history]
+    assert cos[-1] > cos[0] + 0.05, cos  # the student's projection moves towards the prior
+    assert "teacher" not in result["export"]  # no EMA teacher in stage 1
+    weights = result["export"]["student"]["path"]
+    encoder = build_encoder(ModelSpec("core-dino", "n", weights, 16), torch.device("cpu"))
+    assert encoder(torch.rand(1, 3, 64, 64)).shape == (1, 64, 8, 8)
+    # stage 2 starts from the stage-1 student
+    stage2 = TrainConfig(data=rasters, out=str(tmp_path / "s2"), steps=1, init=weights, **SMALL)
+    Trainer(stage2, log=_quiet).train()
+
+
+def test_jitter_strength_zero_keeps_the_colours(rasters, tmp_path):
+    from coredino.train.augment import photometric
+    src = open_raster_source(rasters[0], 0.3, pad_to=64)
+    rgb, _ = src.read(0, 0, 64, 64)
+    src.close()
+    x = torch.from_numpy(rgb)
+    only_jitter = dict(jitter_prob=1.0, blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0)
+    keep = TrainConfig(data=rasters, out=str(tmp_path), jitter_strength=0.0, **only_jitter)
+    assert torch.allclose(photometric(x, np.random.default_rng(0), keep), x, atol=1e-5)
+    strong = TrainConfig(data=rasters, out=str(tmp_path), jitter_strength=0.4, **only_jitter)
+    assert (photometric(x, np.random.default_rng(0), strong) - x).abs().mean() > 0.01
+    with pytest.raises(UserError, match="jitter-strength"):
+        TrainConfig(data=rasters, out=str(tmp_path), jitter_strength=1.5)

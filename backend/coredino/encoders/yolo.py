@@ -56,14 +56,22 @@ def build_yolo_backbone(scale: str) -> nn.ModuleList:
 
 def run_layers(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
     """Run ultralytics layers following each module's ``.f`` (from) index; returns the last output."""
+    return run_layers_taps(layers, x, (len(layers) - 1,))[len(layers) - 1]
+
+
+def run_layers_taps(layers: nn.ModuleList, x: torch.Tensor, taps: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """Run ultralytics layers following each module's ``.f`` (from) index; the outputs of ``taps``."""
     needed = {j for m in layers for j in ([m.f] if isinstance(m.f, int) else m.f) if j != -1}
     outputs: list[Optional[torch.Tensor]] = []
-    for m in layers:
+    kept: dict[int, torch.Tensor] = {}
+    for i, m in enumerate(layers):
         if m.f != -1:
             x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
         x = m(x)
         outputs.append(x if m.i in needed else None)
-    return x
+        if i in taps:
+            kept[i] = x
+    return kept
 
 
 @functools.lru_cache(maxsize=None)

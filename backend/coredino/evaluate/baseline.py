@@ -4,10 +4,9 @@ would make random features look worse than they are)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 
@@ -16,19 +15,6 @@ from ..encoders.yolo import build_yolo_backbone
 from ..errors import UserError
 from ..train.checkpoint import export_backbone
 from ..train.data import WindowSampler
-
-
-def calibration_of(weights: Optional[str]) -> Optional[dict]:
-    """The calibration recipe in the ``export.json`` beside trained weights, if any."""
-    if not weights or weights == "random":
-        return None
-    sidecar = Path(weights).with_name("export.json")
-    if sidecar.is_file():
-        try:
-            return json.loads(sidecar.read_text()).get("calibration")
-        except (OSError, ValueError):
-            return None
-    return None
 
 
 def random_calibrated(scale: str, rasters: Sequence[str], out_path: str | os.PathLike, gsd: float = 0.3,

@@ -17,6 +17,8 @@ from ..raster import open_raster_source
 IGNORE = 255  # mask nodata (no imagery), also used for pixels outside the image
 MASK_SUFFIXES = ("_buildings_mask.tif", "_buildings.tif", "_mask.tif")
 DEFAULT_PATTERN = "*_0p30m_image.tif"
+DUBAI_CLASSES = ("water", "land (unpaved)", "road", "building", "vegetation")  # mask index 1..5
+DUBAI_CROP = 384  # px: one centre crop per part keeps the CPU cost small
 
 
 @dataclass(frozen=True)
@@ -74,23 +76,40 @@ def find_pairs(data: str | Sequence[str], pattern: str = DEFAULT_PATTERN) -> lis
     return pairs
 
 
-def split(pairs: list[Pair], train: Sequence[str], test: Sequence[str]) -> tuple[list[Pair], list[Pair]]:
-    """Pairs whose scene starts with one of ``train`` / ``test`` (held out by scene, not by pixel)."""
-    def pick(prefixes: Sequence[str]) -> list[Pair]:
-        return [p for p in pairs if any(p.scene.startswith(s) for s in prefixes)]
-    tr, te = pick(train), pick(test)
-    if not tr or not te:
-        scenes = sorted({p.scene for p in pairs})
-        raise UserError(f"scene split {list(train)} / {list(test)} leaves an empty side; scenes "
-                        f"available: {', '.join(scenes)}")
-    return tr, te
-
-
 @dataclass
 class Labelled:
     pair: Pair
     rgb: np.ndarray  # (3, H, W) float32 in [0, 1], H and W multiples of 32
     label: np.ndarray  # (H, W) uint8 class ids, IGNORE where unknown
+
+
+def dubai_pairs(folder: str) -> list[Pair]:
+    """``dubai_tile<t>_part<nnn>_image.jpg`` + ``_mask_index.png``; the scene is the tile."""
+    images = sorted(glob.glob(os.path.join(folder, "dubai_tile*_part*_image.jpg")))
+    pairs = [Pair(Path(i).stem.split("_part")[0], i, i.replace("_image.jpg", "_mask_index.png"))
+             for i in images]
+    pairs = [p for p in pairs if os.path.isfile(p.mask)]
+    if not pairs:
+        raise UserError(f"{folder}: no dubai_tile<t>_part<nnn>_image.jpg with its _mask_index.png")
+    return pairs
+
+
+def load_dubai(pair: Pair, crop: int = DUBAI_CROP) -> Labelled:
+    """The centre ``crop`` x ``crop`` px of a Dubai part (native pixels: not georeferenced) and its
+    classes 0-4 (water, land, road, building, vegetation); unlabelled (mask 0) is IGNORE."""
+    from PIL import Image
+
+    with Image.open(pair.image) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    with Image.open(pair.mask) as im:
+        mask = np.asarray(im, dtype=np.uint8)
+    if rgb.shape[:2] != mask.shape:
+        raise UserError(f"{pair.mask}: {mask.shape} does not match {pair.image} {rgb.shape[:2]}")
+    side = min(crop, *(s // 32 * 32 for s in mask.shape))
+    y, x = (mask.shape[0] - side) // 2, (mask.shape[1] - side) // 2
+    rgb, mask = rgb[y:y + side, x:x + side], mask[y:y + side, x:x + side]
+    label = np.where((mask >= 1) & (mask <= len(DUBAI_CLASSES)), mask.astype(np.int16) - 1, IGNORE)
+    return Labelled(pair, np.ascontiguousarray(rgb.transpose(2, 0, 1)), label.astype(np.uint8))
 
 
 def load(pair: Pair, gsd: float) -> Labelled:

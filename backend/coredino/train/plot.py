@@ -32,17 +32,26 @@ def plot_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, title:
     twin.set_ylabel("KL (nats)", color="tab:orange")
     ax.set_title("dense DINO loss (left) and KL(teacher || student) (right)")
     ax = axes[0, 1]
-    log_k = recs[0]["log_k"] if recs else 1.0
-    ax.plot(steps, series("teacher_entropy"), label="per-token teacher entropy")
-    ax.plot(steps, series("batch_entropy"), label="entropy of batch-mean teacher")
-    ax.axhline(log_k, ls="--", c="grey", lw=1, label=f"log K = {log_k:.2f} (uniform)")
-    ax.axhline(0.0, ls=":", c="grey", lw=1)
-    ax.set_title("collapse monitors (nats)")
-    ax.legend(fontsize=8)
+    if recs and "log_k" in recs[0]:
+        log_k = recs[0]["log_k"]
+        ax.plot(steps, series("teacher_entropy"), label="per-token teacher entropy")
+        ax.plot(steps, series("batch_entropy"), label="entropy of batch-mean teacher")
+        ax.axhline(log_k, ls="--", c="grey", lw=1, label=f"log K = {log_k:.2f} (uniform)")
+        ax.axhline(0.0, ls=":", c="grey", lw=1)
+        ax.set_title("collapse monitors (nats)")
+        ax.legend(fontsize=8)
+    else:  # distillation: no prototypes; the student's GSD per logged step instead
+        ax.plot(steps, series("gsd"), ".", c="tab:brown")
+        ax.set_yscale("log")
+        ax.set_title("student GSD of the logged step (m)")
     ax = axes[0, 2]
-    ax.plot(steps, series("feature_std"), c="tab:green")
+    if any("cosine" in r for r in recs):  # distillation: agreement with the prior
+        ax.plot(steps, series("cosine"), c="tab:green")
+        ax.set_title("mean cosine(student projection, prior)")
+    else:
+        ax.plot(steps, series("feature_std"), c="tab:green")
+        ax.set_title("feature std across batch (x sqrt C; 0 = collapsed)")
     ax.set_ylim(bottom=0)
-    ax.set_title("feature std across batch (x sqrt C; 0 = collapsed)")
     ax = axes[1, 0]
     ax.plot(steps, series("lr"), c="tab:red")
     ax.set_title("learning rate")

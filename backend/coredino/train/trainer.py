@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import queue
@@ -44,6 +45,9 @@ from .monitors import collapse_stats, collapse_warnings
 from .schedules import cosine, linear_then_constant
 
 LOG = "train_log.jsonl"
+MAX_UPSAMPLE = 2.0  # with several teacher GSDs, a raster joins a GSD's sampler up to this upsampling
+MONITORS = (("teacher_entropy", "H(t)"), ("batch_entropy", "H(mean)"), ("kl", "KL"),
+            ("feature_std", "std"), ("cosine", "cos"))
 
 
 class DenseModel(nn.Module):
@@ -96,29 +100,22 @@ class Trainer:
         self.out = Path(cfg.out)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-        self.sampler = WindowSampler(cfg.data, cfg.base_gsd, cfg.crop, cfg.min_valid)
-        for w in self.sampler.warnings:
-            self.log(f"coredino: warning: {w}")
+        # one sampler per teacher GSD; with several, rasters much coarser than a GSD are left out of it
+        fit = MAX_UPSAMPLE if cfg.gsds else None
+        self.samplers = [(g, WindowSampler(cfg.data, g, cfg.crop, cfg.min_valid, max_upsample=fit))
+                         for g in [cfg.base_gsd, *cfg.gsds]]
+        self.sampler = self.samplers[0][1]  # the base GSD: BatchNorm calibration before export
+        for _, sampler in self.samplers:
+            for w in sampler.warnings:
+                self.log(f"coredino: warning: {w}")
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             layers = build_yolo_backbone(cfg.scale)
             if cfg.init:
                 load_coredino_state_dict(layers, resolve_weights(cfg.init))
-            head = build_head(cfg.head, feature_dim(layers, cfg.layer), cfg.out_dim,
-                              cfg.hidden_dim, cfg.bottleneck_dim)
-        self.student_layers = layers
-        self.student = DenseModel(layers, cfg.layer, head)
-        self.teacher_layers = copy.deepcopy(layers)
-        self.teacher = DenseModel(self.teacher_layers, cfg.layer, copy.deepcopy(head))
-        for m in (self.student_layers, self.teacher_layers, self.student, self.teacher):
-            m.to(self.device)
-        self.teacher.requires_grad_(False)
-        self.student.train()
-        self.teacher.train()  # BatchNorm on batch statistics, as the student
-        self.out_dim = head.out_dim
-        self.criterion = DenseDINOLoss(self.out_dim, cfg.student_temp, cfg.centre_momentum,
-                                       cfg.centering).to(self.device)
+            self.student_layers = layers
+            self._build_models(layers)
         decay, no_decay = [], []
         for name, p in self.student.named_parameters():
             (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
@@ -139,6 +136,22 @@ class Trainer:
         if self.dist.main:
             (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
+    def _build_models(self, layers: nn.ModuleList) -> None:
+        """Student (layers + head), EMA teacher and loss of the dense DINO objective."""
+        c = self.cfg
+        head = build_head(c.head, feature_dim(layers, c.layer), c.out_dim, c.hidden_dim, c.bottleneck_dim)
+        self.student = DenseModel(layers, c.layer, head)
+        self.teacher_layers = copy.deepcopy(layers)
+        self.teacher = DenseModel(self.teacher_layers, c.layer, copy.deepcopy(head))
+        for m in (self.student_layers, self.teacher_layers, self.student, self.teacher):
+            m.to(self.device)
+        self.teacher.requires_grad_(False)
+        self.student.train()
+        self.teacher.train()  # BatchNorm on batch statistics, as the student
+        self.out_dim = head.out_dim
+        self.criterion = DenseDINOLoss(self.out_dim, c.student_temp, c.centre_momentum,
+                                       c.centering).to(self.device)
+
     # ----------------------------------------------------------------------- state
 
     def state(self) -> dict:
@@ -146,12 +159,22 @@ class Trainer:
             "config": self.cfg.to_dict(), "step": self.step, "seconds": self.seconds,
             "world_size": self.dist.world_size,
             "student_layers": self.student_layers.state_dict(),
-            "student_head": self.student.head.state_dict(),
-            "teacher_layers": self.teacher_layers.state_dict(),
-            "teacher_head": self.teacher.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "loss": self.criterion.state_dict(),
+            **self._model_state(),
         }
+
+    def _model_state(self) -> dict:
+        """The objective's own state beside the student layers and the optimizer."""
+        return {"student_head": self.student.head.state_dict(),
+                "teacher_layers": self.teacher_layers.state_dict(),
+                "teacher_head": self.teacher.head.state_dict(),
+                "loss": self.criterion.state_dict()}
+
+    def _load_model_state(self, ckpt: dict) -> None:
+        self.student.head.load_state_dict(ckpt["student_head"])
+        self.teacher_layers.load_state_dict(ckpt["teacher_layers"])
+        self.teacher.head.load_state_dict(ckpt["teacher_head"])
+        self.criterion.load_state_dict(ckpt["loss"])
 
     def save(self) -> Optional[Path]:
         path = save_checkpoint(self.state(), self.out) if self.dist.main else None
@@ -166,6 +189,7 @@ class Trainer:
                 (self.out / LOG).write_text("")
             return
         old = ckpt["config"]
+        old = {**TrainConfig.from_dict({**old, "data": ["-"]}).to_dict(), **old}  # options added later: defaults
         diffs = [f"{k} {old.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in RESUME_KEYS
                  if old.get(k) != getattr(self.cfg, k)]
         if diffs:
@@ -175,11 +199,8 @@ class Trainer:
             self.log(f"coredino: warning: checkpoint from {ckpt.get('world_size')} processes, resuming "
                      f"on {self.dist.world_size}: the data stream differs from an uninterrupted run")
         self.student_layers.load_state_dict(ckpt["student_layers"])
-        self.student.head.load_state_dict(ckpt["student_head"])
-        self.teacher_layers.load_state_dict(ckpt["teacher_layers"])
-        self.teacher.head.load_state_dict(ckpt["teacher_head"])
+        self._load_model_state(ckpt)
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.criterion.load_state_dict(ckpt["loss"])
         self.step, self.seconds = int(ckpt["step"]), float(ckpt.get("seconds", 0.0))
         set_rng_state(ckpt["rng"])
         if self.dist.main:  # drop log lines written after the checkpoint (the killed tail)
@@ -193,9 +214,13 @@ class Trainer:
 
     def views(self, step: int) -> Views:
         """The views of ``step`` for this rank (the same on every run)."""
-        rng = step_rng(self.cfg.seed, self.dist.rank, 0 if self.cfg.overfit else step)
-        images, valid = self.sampler.batch(rng, self.cfg.batch_size)
-        return make_views(images, valid, rng, self.cfg)
+        c = self.cfg
+        rng = step_rng(c.seed, self.dist.rank, 0 if c.overfit else step)
+        if len(self.samplers) == 1:
+            return make_views(*self.sampler.batch(rng, c.batch_size), rng, c)
+        gsd, sampler = self.samplers[int(rng.integers(0, len(self.samplers)))]
+        scaled = dataclasses.replace(c, base_gsd=gsd, max_gsd=gsd * c.max_gsd / c.base_gsd)
+        return make_views(*sampler.batch(rng, c.batch_size), rng, scaled)
 
     def _prefetch(self, start: int, stop: int) -> Iterator[Views]:
         q: queue.Queue = queue.Queue(maxsize=2)
@@ -325,14 +350,13 @@ class Trainer:
         rec["loss_mean"] = sum(interval) / len(interval)
         rec["images_per_s"] = len(interval) * c.batch_size * self.dist.world_size / (now - last_log)
         rec["elapsed_s"] = round(self.seconds, 2)
-        rec["warnings"] = collapse_warnings(rec) if self.step > 1 else []
+        rec["warnings"] = collapse_warnings(rec) if self.step > 1 and "log_k" in rec else []
         if self.dist.main:
             with open(self.out / LOG, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            self.log(f"step {self.step}/{c.steps} loss {rec['loss_mean']:.4f} "
-                     f"H(t) {rec['teacher_entropy']:.2f} H(mean) {rec['batch_entropy']:.2f} "
-                     f"KL {rec['kl']:.3f} std {rec['feature_std']:.3f} lr {rec['lr']:.2e} "
-                     f"{rec['images_per_s']:.1f} img/s")
+            monitors = " ".join(f"{label} {rec[key]:.3f}" for key, label in MONITORS if key in rec)
+            self.log(f"step {self.step}/{c.steps} loss {rec['loss_mean']:.4f} {monitors} "
+                     f"lr {rec['lr']:.2e} {rec['images_per_s']:.1f} img/s")
             for w in rec["warnings"]:
                 self.log(f"coredino: warning: step {self.step}: {w}")
         return [], now
@@ -354,7 +378,10 @@ class Trainer:
                                 "crop": c.crop, "batches": c.calib_batches, "batch_size": c.batch_size,
                                 "seed": c.seed},
                 "config": c.to_dict()}
-        for name, layers in (("student", self.student_layers), ("teacher", self.teacher_layers)):
+        exports = [("student", self.student_layers)]
+        if self.teacher_layers is not None:
+            exports.append(("teacher", self.teacher_layers))
+        for name, layers in exports:
             path = export_backbone(self.calibrated(layers), self.out / f"coredino-{c.scale}-{name}.pt")
             encoder = CoreDinoEncoder(ModelSpec("core-dino", c.scale, str(path), c.layer))  # strict load
             with torch.no_grad():
@@ -368,4 +395,5 @@ class Trainer:
         return info
 
     def close(self) -> None:
-        self.sampler.close()
+        for _, sampler in self.samplers:
+            sampler.close()

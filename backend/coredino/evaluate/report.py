@@ -1,0 +1,79 @@
+"""The evaluation report: one JSON with every number, one page of markdown with the table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rotation import HEADLINE
+
+LABELS = {"conv_iou": "conv IoU", "linear_iou": "linear IoU", "similarity_auc": "similarity AUC",
+          "cluster_nmi": "cluster NMI", "conv_accuracy": "conv acc", "linear_accuracy": "linear acc",
+          "cluster_accuracy": "cluster acc", "conv_miou": "conv mIoU", "linear_miou": "linear mIoU"}
+
+
+def _cell(m: dict) -> str:
+    return f"{m['mean']:.3f} ± {m['fold_std']:.3f}" if m and np.isfinite(m["mean"]) else "–"
+
+
+def decision(rows: list[dict], candidate: str, against: list[str]) -> dict:
+    """Does ``candidate`` beat every model of ``against`` on the rotating-evaluation mean by more
+    than the spread (the larger of the two models' mean fold spreads)?"""
+    by = {r["name"]: r for r in rows}
+    if candidate not in by:
+        return {}
+    cand = by[candidate]["headline"]
+    out = {}
+    for name in against:
+        if name in by and name != candidate:
+            other = by[name]["headline"]
+            margin = cand["mean"] - other["mean"]
+            spread = max(cand["spread"], other["spread"])
+            out[name] = {"margin": round(margin, 4), "spread": round(spread, 4), "wins": margin > spread}
+    return out
+
+
+def markdown(report: dict) -> str:
+    p = report["params"]
+    rows = report["rows"]
+    tasks = [t for t in p["tasks"]]
+    head = ["model"] + [f"{t}: {LABELS[m]}" for t in tasks for m in HEADLINE[t.split("@")[0]]] + ["**mean**"]
+    lines = ["# Rotating evaluation of frozen encoders", "",
+             f"core-dino:{p['scale']} layer {p['layer']} features, 8 px cells; {p['seeds']} seeds; "
+             f"data `{p['data']}`. Every number: mean over held-out folds (and seeds) ± spread "
+             f"(std over folds of the per-fold means). Command: `{p['command']}`.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [f"{r['name']}"]
+        for t in tasks:
+            for m in HEADLINE[t.split("@")[0]]:
+                cells.append(_cell(r["tasks"].get(t, {}).get(m)))
+        cells.append(f"**{r['headline']['mean']:.3f}** ± {r['headline']['spread']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Folds: buildings: one city held out at a time (Kampala, Kathmandu, Nairobi; 2 patches "
+              "each; probes train on the other two cities), at 0.30 m and at 0.15 m (same footprints, "
+              "resampled to UTM); Dubai land cover: one tile held out at a time (6 tiles x 9 parts, "
+              f"centre {p['dubai_crop']} px crop of each part, 5 classes). "
+              "Majority-class accuracy (everything the commonest class): " + ", ".join(
+                  f"{t} {rows[0]['tasks'][t]['majority_accuracy']['mean']:.3f}" for t in tasks
+                  if rows and t in rows[0]['tasks']) + ".", "",
+              "Metrics: *linear*: softmax regression (50 L-BFGS iterations) on up to 10,000 standardised training cells; *conv*: "
+              "3x3 conv (16) + BN + ReLU + 1x1 conv, 100 AdamW steps of 8 random 16x16-cell windows; "
+              "*cluster*: K-means (k = 32, cosine, 10 iterations) on up to 10,000 of the training folds' cells, clusters mapped to their "
+              "majority class there, accuracy / NMI on the held-out fold; *similarity AUC*: the product's "
+              "query rule (`explore/similar.py`) from 10 building + 5 background clicks on a held-out "
+              "image (features centred on the image), ROC AUC of buildings vs background over its other "
+              "cells, 5 click sets per image and seed. The mean column is the rotating-evaluation mean "
+              "(mean of the headline metrics; spread = mean of their spreads)."]
+    if report.get("decision"):
+        lines += ["", f"Decision for `{report['candidate']}`: " + "; ".join(
+            f"vs {k}: margin {v['margin']:+.3f}, spread {v['spread']:.3f} -> "
+            f"{'wins' if v['wins'] else 'does not win'}" for k, v in report["decision"].items())]
+    extra = [(t, m) for t in tasks for m in ("conv_miou", "linear_miou") if t == "dubai"]
+    if extra:
+        lines += ["", "| model | " + " | ".join(f"{t}: {LABELS[m]}" for t, m in extra) + " | seconds |",
+                  "|---|" + "---|" * (len(extra) + 1)]
+        for r in rows:
+            secs = sum(v.get("seconds", {}).get("total", 0) for v in r["tasks"].values())
+            lines.append(f"| {r['name']} | " + " | ".join(_cell(r["tasks"].get(t, {}).get(m)) for t, m in extra)
+                         + f" | {secs:.0f} |")
+    return "\n".join(lines) + "\n"
