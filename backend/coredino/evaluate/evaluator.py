@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -46,7 +46,6 @@ class EvalParams:
     device: str = "cpu"
     candidate: Optional[str] = None  # the model the ship decision is about (default: the last weights)
     command: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _slug(name: str) -> str:
@@ -97,7 +96,7 @@ def run_eval(p: EvalParams, log: Callable[[str], None] = print) -> dict:
         rows.append({"name": ext.name, "kind": ext.kind, "weights": ext.weights, "sha256": ext.sha256,
                      "tasks": result, "headline": headline(result)})
     candidate = p.candidate or (p.weights[-1][0] if p.weights else None)
-    report = {"params": {**{k: v for k, v in asdict(p).items() if k != "extra"},
+    report = {"params": {**asdict(p),
                          "tasks": list(p.tasks), "dubai_crop": DUBAI_CROP,
                          "images": {t.name: [i.pair.image for i in t.items] for t in tasks}},
               "rows": rows, "candidate": candidate,

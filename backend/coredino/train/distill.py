@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
 from ..encoders.yolo import LAYER_STRIDES, run_layers_taps
 from .augment import Views, align
 from .prior import PRIOR_DIM, MobileNetV2Prior
@@ -86,10 +85,7 @@ class DistillTrainer(Trainer):
         self.student.head.load_state_dict(ckpt["student_head"])
 
     def train_step(self, views: Views, step: int, monitor: bool = False) -> dict:
-        c, sched = self.cfg, self.schedules(step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = sched["lr"]
-        self.optimizer.param_groups[0]["weight_decay"] = sched["weight_decay"]
+        c, sched = self.cfg, self.scheduled(step)
         views = views.to(self.device)
         crop = views.teacher.shape[-1]
         view = views.students[0]
@@ -105,14 +101,7 @@ class DistillTrainer(Trainer):
             loss, cos = cosine_loss(pred, target, weight)
             losses.append(loss)
             cosines.append(cos)
-        loss = torch.stack(losses).mean()
-        if not torch.isfinite(loss):
-            raise UserError(f"loss became {loss.item()} at step {step}; lower --lr or check the imagery")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(nn.utils.clip_grad_norm_(self.student.parameters(), c.clip_grad)) \
-            if c.clip_grad > 0 else float("nan")
-        self.optimizer.step()
+        loss, grad_norm = self.optimise(losses, step)
         return {"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm, **sched,
                 "cosine": sum(cosines) / len(cosines), "mode": view.mode,
                 "gsd": sum(view.gsd) / len(view.gsd)}

@@ -264,11 +264,31 @@ class Trainer:
             "teacher_temp": linear_then_constant(step, c.temp_warmup, c.teacher_temp_start, c.teacher_temp),
         }
 
-    def train_step(self, views: Views, step: int, monitor: bool = False) -> dict:
-        c, sched = self.cfg, self.schedules(step)
+    def scheduled(self, step: int) -> dict:
+        """The schedules of ``step``, with the optimizer's learning rate and weight decay set."""
+        sched = self.schedules(step)
         for group in self.optimizer.param_groups:
             group["lr"] = sched["lr"]
         self.optimizer.param_groups[0]["weight_decay"] = sched["weight_decay"]  # group 1: no decay
+        return sched
+
+    def optimise(self, losses: list[torch.Tensor], step: int) -> tuple[torch.Tensor, float]:
+        """One optimizer step on the mean of ``losses``; returns the loss and the gradient norm."""
+        c = self.cfg
+        loss = torch.stack(losses).mean()
+        if not torch.isfinite(loss):
+            raise UserError(f"loss became {loss.item()} at step {step}; lower --lr or check the imagery")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(nn.utils.clip_grad_norm_(self.student.parameters(), c.clip_grad)) \
+            if c.clip_grad > 0 else float("nan")
+        if step < c.freeze_prototypes and hasattr(self.student.head, "prototypes"):
+            self.student.head.prototypes.grad = None
+        self.optimizer.step()
+        return loss, grad_norm
+
+    def train_step(self, views: Views, step: int, monitor: bool = False) -> dict:
+        c, sched = self.cfg, self.scheduled(step)
         views = views.to(self.device)
         with _autocast(self.device):
             with torch.no_grad():
@@ -283,16 +303,7 @@ class Trainer:
             if v.mask is not None and not c.loss_on_masked:
                 weight = weight & ~v.mask
             losses.append(self.criterion(logits, target, weight)[0])
-        loss = torch.stack(losses).mean()
-        if not torch.isfinite(loss):
-            raise UserError(f"loss became {loss.item()} at step {step}; lower --lr or check the imagery")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(nn.utils.clip_grad_norm_(self.student.parameters(), c.clip_grad)) \
-            if c.clip_grad > 0 else float("nan")
-        if step < c.freeze_prototypes and hasattr(self.student.head, "prototypes"):
-            self.student.head.prototypes.grad = None
-        self.optimizer.step()
+        loss, grad_norm = self.optimise(losses, step)
         with torch.no_grad():  # EMA teacher
             m = sched["momentum"]
             for ps, pt in zip(self.student.parameters(), self.teacher.parameters()):
