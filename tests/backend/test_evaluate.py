@@ -16,7 +16,7 @@ from coredino.errors import UserError
 from coredino.evaluate.clusters import nmi, overclustering_accuracy
 from coredino.evaluate.commands import add_eval_parser
 from coredino.evaluate.data import IGNORE, Pair, load, load_dubai
-from coredino.evaluate.extractors import CELL, color_extractor
+from coredino.evaluate.extractors import CELL, color_extractor, imagenet_extractor
 from coredino.evaluate.probe import UNSCORED, Cells, cell_labels, conv_probe, linear_probe, scores
 from coredino.evaluate.report import decision
 from coredino.evaluate.rotation import load_tasks, summarise
@@ -95,6 +95,11 @@ def test_color_cells_are_on_the_label_grid(kampala, kampala_cells):
     assert kampala_cells.features.shape == (6, kampala.label.shape[0] // CELL, kampala.label.shape[1] // CELL)
     assert kampala_cells.features.shape[1:] == kampala_cells.labels.shape
     assert set(kampala_cells.labels.unique().tolist()) <= {UNSCORED, 0, 1}
+
+
+def test_imagenet_baseline_is_on_the_same_grid(kampala, kampala_cells):
+    features = imagenet_extractor(torch.device("cpu"))(kampala.rgb)
+    assert features.shape == (128, *kampala_cells.labels.shape) and torch.isfinite(features).all()
 
 
 def test_probes_learn_buildings_from_color_on_real_imagery(kampala_cells):
