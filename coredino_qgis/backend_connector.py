@@ -32,6 +32,23 @@ def describe_codebook(codebook: dict) -> str:
     return f"{name} (k {codebook.get('k', '?')}, {gsd_text}, {codebook.get('model', '?')})"
 
 
+def codebook_choices(caps: dict) -> list[tuple[str, dict, str]]:
+    """(text, data, tooltip) for the codebook picker: the backend's codebook files, then the catalogue
+    entries with a published codebook (passed to the backend by name; fetched on first use)."""
+    choices = [(describe_codebook(c), c, f"{describe_codebook(c)}\n{c.get('path', '')}\n"
+                f"Licence: {c.get('license', '?')}") for c in caps.get("codebooks") or []]
+    for entry in caps.get("catalogue") or []:
+        if entry.get("codebook") != "import":
+            continue
+        state = "ready" if entry.get("ready") else "downloaded on first use"
+        text = f"{entry['name']} (catalogue, {entry.get('gsd', '?'):g} m, {state})"
+        data = {"name": entry["name"], "path": entry["name"], "gsd": entry.get("gsd"),
+                "license": entry.get("license"), "default": False}
+        choices.append((text, data, f"{entry.get('title', '')}\n{entry.get('recipe', '')}\n"
+                                    f"Licence: {entry.get('license', '?')}"))
+    return choices
+
+
 class BackendConnector(QObject):
     status = pyqtSignal(str)
     connected = pyqtSignal(dict)

@@ -23,7 +23,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .backend_connector import BackendConnector, describe_codebook, describe_device
+from .backend_connector import BackendConnector, codebook_choices, describe_device
 from .backend_process import BackendLauncher
 from .classify_run import ClassifyRun, export_folder
 from .layer_export import local_raster_path
@@ -100,6 +100,10 @@ class CoredinoDock(QDockWidget):
         row.addWidget(self.codebook_combo)
         row.addWidget(self.refresh_button)
         form.addRow("Codebook", row)
+        self.license_label = QLabel(body)
+        self.license_label.setWordWrap(True)
+        self.codebook_combo.currentIndexChanged.connect(self._show_license)
+        form.addRow("", self.license_label)
 
         self.output_widget = QgsFileWidget(body)
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
@@ -167,6 +171,10 @@ class CoredinoDock(QDockWidget):
         self._auto_output = default_output(layer) if isinstance(layer, QgsRasterLayer) else ""
         self.output_widget.setFilePath(self._auto_output)
 
+    def _show_license(self, *_) -> None:
+        license = self.selected_codebook().get("license")
+        self.license_label.setText(f"Model licence: {license}" if license else "")
+
     def selected_codebook(self) -> dict:
         data = self.codebook_combo.currentData()
         return data if isinstance(data, dict) else {}
@@ -183,13 +191,12 @@ class CoredinoDock(QDockWidget):
         self.device_label.setText(describe_device(caps) + f" · coredino {caps.get('version', '?')}")
         previous = self.selected_codebook().get("path")
         self.codebook_combo.clear()
-        for codebook in caps.get("codebooks") or []:
-            text = describe_codebook(codebook)
+        for text, codebook, tooltip in codebook_choices(caps):
             self.codebook_combo.addItem(text, codebook)
-            self.codebook_combo.setItemData(self.codebook_combo.count() - 1, f"{text}\n{codebook.get('path', '')}",
-                                            Qt.ItemDataRole.ToolTipRole)
+            self.codebook_combo.setItemData(self.codebook_combo.count() - 1, tooltip, Qt.ItemDataRole.ToolTipRole)
             if codebook.get("path") == previous or (previous is None and codebook.get("default")):
                 self.codebook_combo.setCurrentIndex(self.codebook_combo.count() - 1)
+        self._show_license()
         queue = caps.get("queue") or {}
         busy = " The backend is busy with another job; a new one waits for it." if queue.get("running") else ""
         self.set_status(f"Connected to {self.connector.connection.url}.{busy}")

@@ -23,6 +23,9 @@ EPILOG = """examples:
   coredino classify scene.tif -o c.tif --embeddings && coredino similar c.tif -o sim.tif --positive=X,Y
   coredino reclassify c.tif -o named.tif --class roofs=12,407 --class trees=3 --save-classes c.classes.json
   coredino polygonize named.tif --class roofs -o roofs.gpkg
+  coredino cluster scene.tif -o clusters.tif --k 24
+  coredino fetch geocentroids-sa && coredino classify scene.tif -o c.tif --codebook geocentroids-sa
+  coredino import-codebook --centroids centroids_6k.npy --colors color_map_rgb_6k.npy --recipe geocentroids -o geo.npz
   coredino info
   coredino serve --port 8765 --codebooks ~/codebooks
 """
@@ -76,11 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "centroids, colours and the full feature recipe.")
     f.add_argument("inputs", nargs="+", help="raster files")
     f.add_argument("-o", "--output", required=True, help="codebook file (.npz)")
-    f.add_argument("--model", default="core-dino:n",
-                   help="core-dino:<n|s|m|l|x>[@layer] or dinov2:<hub id or folder> (default: %(default)s)")
-    f.add_argument("--weights", default="random",
-                   help="core-dino weights: path, URL, hf://owner/repo/file or 'random' (default)")
-    f.add_argument("--layer", type=int, help="core-dino feature layer 16/19/22 (default: 19, or the model's @layer)")
+    _model_options(f, default="core-dino:n")
     f.add_argument("--gsd", type=float, default=0.25, help="metres per pixel (default: %(default)s)")
     f.add_argument("--tile", type=int, default=24, help="tile side in patches (default: %(default)s)")
     f.add_argument("--border", type=int, default=3, help="discarded border in patches (default: %(default)s)")
@@ -93,6 +92,48 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
     f.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
     f.set_defaults(run=_run_fit)
+
+    k = sub.add_parser("cluster", help="cluster a raster on its own features (no codebook needed)",
+                       description="Sample the raster's own patch features, fit K-means (faiss) with "
+                                   "--k clusters, colour them by t-SNE, and write the same styled COG "
+                                   "as classify. The fitted codebook is saved beside the output as "
+                                   "<output stem>.codebook.npz: pass it to `classify --codebook` to "
+                                   "map other rasters with the same clusters.")
+    k.add_argument("input", help="raster file")
+    k.add_argument("-o", "--output", required=True, help="output COG path (.tif)")
+    k.add_argument("--k", type=int, default=24, help="number of clusters, 2-255; 8-64 keep the legend "
+                                                      "readable (default: %(default)s)")
+    _model_options(k, default="default")
+    k.add_argument("--gsd", type=float, default=0.25, help="metres per pixel (default: %(default)s)")
+    k.add_argument("--max-features", type=int, default=200_000, help="features sampled (default: %(default)s)")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--device", default="auto")
+    k.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
+    k.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1")
+    k.add_argument("--rgb", action="store_true", help="also write <output>_rgb.tif, an RGBA rendering")
+    k.set_defaults(run=_run_cluster)
+
+    m = sub.add_parser("import-codebook", help="a codebook from centroids and colours fitted elsewhere",
+                       description="Build a codebook from a centroids .npy (k x d float) and a colours "
+                                   ".npy (k x 3 uint8) with the recipe that made their features; "
+                                   "the model is loaded once to record its weights' sha256.")
+    m.add_argument("--centroids", required=True, help="k x d float .npy (e.g. centroids_6k.npy)")
+    m.add_argument("--colors", required=True, help="k x 3 uint8 .npy (e.g. color_map_rgb_6k.npy)")
+    m.add_argument("--recipe", required=True, choices=("geocentroids",),
+                   help="geocentroids: DINOv2-with-registers-base behind the HF processor, the "
+                        "notebook's tiles, inner product")
+    m.add_argument("--model", help="the model as a hub id or a local folder saved with "
+                                   "save_pretrained (default: the recipe's hub id)")
+    m.add_argument("-o", "--output", required=True, help="codebook file (.npz)")
+    m.set_defaults(run=_run_import)
+
+    g = sub.add_parser("fetch", help="download a catalogue entry's files, or import local copies",
+                       description="Download the files of a catalogue entry (`coredino info` lists "
+                                   "them) into the cache, resuming and checking sha256; with --from, "
+                                   "copy them from a folder instead (offline machines).")
+    g.add_argument("name", help="catalogue entry, e.g. geocentroids-sa or core-dino-x")
+    g.add_argument("--from", dest="source", metavar="DIR", help="folder holding the files")
+    g.set_defaults(run=_run_fetch)
 
     q = sub.add_parser("quicklook", help="PNG of a classified COG, beside its source imagery",
                        description="Render a classified COG in its codebook colours as a PNG; with "
@@ -130,8 +171,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _model_options(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--model", default=default,
+                   help="a catalogue name (default, core-dino-x, geocentroids-sa; `coredino info`), "
+                        "core-dino:<n|s|m|l|x>[@layer], dinov2:<hub id or folder> or "
+                        "dinov2-processor:<hub id or folder> (default: %(default)s)")
+    p.add_argument("--weights", default="random",
+                   help="core-dino weights: path, URL, hf://owner/repo/file or 'random' (default)")
+    p.add_argument("--layer", type=int, help="core-dino feature layer 16/19/22 (default: 19, or the "
+                                             "model's @layer)")
+
+
+def _model_spec(args: argparse.Namespace):
+    """--model as a catalogue name or family:variant (with --weights and --layer)."""
+    from coredino_contract.params import parse_model
+
+    from . import catalogue
+    if args.model in catalogue.ENTRIES:
+        return catalogue.model_spec(args.model)
+    return parse_model(args.model, args.weights, args.layer)
+
+
 def _classify_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--codebook", help="codebook file (default: the bundled one)")
+    p.add_argument("--codebook", help="codebook file or catalogue name, e.g. geocentroids-sa "
+                                      "(default: the bundled one)")
     p.add_argument("--weights", help="weights to use instead of those the codebook names (hash must match)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
@@ -270,15 +333,45 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _run_fit(args: argparse.Namespace) -> int:
-    from coredino_contract.params import parse_model
     from .params import FitParams
-    spec = parse_model(args.model, args.weights, args.layer)
+    spec = _model_spec(args)
     params = FitParams(args.inputs, args.output, spec, args.gsd, args.tile, args.border, args.k,
                        args.metric, args.max_features, args.niter, args.seed, args.device,
                        args.batch_size, args.bands)
     result = _run(params, "fit-codebook")
     print(f"{result.output}: {result.k} clusters of {result.dim}-d {result.metric} features "
           f"from {result.n_features} patches")
+    return 0
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from .params import ClusterParams
+    params = ClusterParams(args.input, args.output, _model_spec(args), args.k, args.gsd,
+                           max_features=args.max_features, seed=args.seed, device=args.device,
+                           batch_size=args.batch_size, bands=args.bands, rgb=args.rgb)
+    result = _run(params, args.input)
+    for warning in result.warnings:
+        print(f"coredino: warning: {warning}", file=sys.stderr)
+    print(f"{result.output}: {len(result.classes)} of {result.k} clusters in {result.seconds:.1f} s; "
+          f"codebook for other rasters: {result.codebook}")
+    return 0
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from .codebook.importer import import_codebook
+    codebook = import_codebook(args.centroids, args.colors, args.recipe, args.output, args.model)
+    print(f"{args.output}: {codebook.k} centroids of {codebook.dim}-d features, metric "
+          f"{codebook.metric}, recipe {args.recipe}")
+    return 0
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from . import catalogue
+    with _bar(f"fetch {args.name}") as progress:
+        paths = catalogue.fetch(args.name, args.source, progress)
+    for path in paths:
+        print(path)
+    print(f"{args.name}: ready ({catalogue.entry(args.name).license})")
     return 0
 
 
@@ -325,13 +418,14 @@ def _run_polygonize(args: argparse.Namespace) -> int:
 def _run_info(args: argparse.Namespace) -> int:
     from .device import describe, pick_device
     from .encoders import FAMILIES
+    from . import catalogue
     from .engine import load_codebook
     info = {"coredino": __version__, **describe(pick_device(args.device)),
-            "model_families": sorted(FAMILIES)}
-    info["codebook"] = load_codebook(args.codebook).summary()
+            "model_families": sorted(FAMILIES), "catalogue": catalogue.describe()}
+    codebook = load_codebook(args.codebook)
+    info["codebook"] = {**codebook.summary(), "license": catalogue.license_for(codebook.recipe)}
     print(json.dumps(info, indent=2))
     return 0
-
 
 
 def _run_serve(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from osgeo import gdal
 from coredino_contract.naming import embeddings_path, rgb_path
 from coredino_contract.results import BatchResult, ClassifyResult
 
-from . import __version__
+from . import __version__, catalogue
 from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colors, fit_kmeans
 from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
@@ -29,7 +29,7 @@ from .errors import UserError
 from .explore.embeddings import EmbeddingWriter
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
-from .raster import open_raster_source
+from .raster import RasterSource, open_raster_source
 from .tile_stream import encode_batches
 from .tiling import tile_grid
 from .writer import ClassWriter
@@ -38,7 +38,10 @@ RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().p
 DEFAULT_CODEBOOK = RESOURCES / "coredino-n-default.codebook.npz"
 
 
-def load_codebook(path: Optional[str]) -> Codebook:
+def load_codebook(path: Optional[str], progress: Optional[Progress] = None) -> Codebook:
+    """A codebook file, a catalogue name (its files fetched as needed), or the bundled default."""
+    if path in catalogue.ENTRIES and not os.path.exists(path):
+        path = str(catalogue.codebook_path(path, progress))
     return Codebook.load(str(path or DEFAULT_CODEBOOK))
 
 
@@ -61,14 +64,14 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     start = time.perf_counter()
     progress = progress or Progress()
     opts = params.options
-    codebook = codebook or load_codebook(opts.codebook)
+    codebook = codebook or load_codebook(opts.codebook, progress)
     encoder = encoder or encoder_for(codebook, opts)
     recipe = codebook.recipe
+    license = catalogue.license_for(recipe)
     tile, border = int(recipe["tile"]), int(recipe["border"])
-    raster = open_raster_source(params.input, float(recipe["gsd"]), pad_to=tile * encoder.patch,
-                         bands=opts.bands, multiple_of=encoder.patch)
+    raster, phase = _open_tiled(params.input, recipe, encoder.patch, opts.bands)
     try:
-        grid = tile_grid(raster, encoder.patch, tile, border)
+        grid = tile_grid(raster, encoder.patch, tile, border, phase)
         cells = raster.grid
         out_grid = type(cells)(cells.wkt, cells.x0, cells.y0, cells.gsd * encoder.patch,
                                grid.cells_x, grid.cells_y)
@@ -78,6 +81,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         assigner = Assigner(codebook, device, chunk=1024 if device.type == "cpu" else 65536)
         rgb_output = rgb_path(params.output) if opts.rgb else None
         tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
+        tags["MODEL_LICENSE"] = license
         with ClassWriter(params.output, out_grid, codebook.colors, tags) as writer, \
                 _embedding_writer(params.output, out_grid, encoder.dim, tags, opts) as embed:
             n_tiles = 0
@@ -109,8 +113,9 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     finally:
         raster.close()
     progress.update(1.0, "done")
+    warnings = raster.warnings + [n for n in [catalogue.notice(license)] if n]
     return ClassifyResult(params.output, classes, n_tiles, time.perf_counter() - start,
-                          str(next(encoder.parameters()).device), rgb_output, raster.warnings,
+                          str(next(encoder.parameters()).device), rgb_output, warnings,
                           embeddings_path(params.output) if opts.embeddings else None)
 
 
@@ -173,13 +178,44 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
     recipe = build_recipe(encoder.recipe(), tile=params.tile, border=params.border, gsd=params.gsd,
                           k=params.k, seed=params.seed, n_features=int(len(sample)),
                           sources=[Path(p).name for p in params.inputs])
-    recipe.update(niter=params.niter, features_seen=int(reservoir.seen), metric=params.metric)
+    recipe.update(niter=params.niter, features_seen=int(reservoir.seen), metric=params.metric,
+                  model_license=catalogue.license_for(recipe))
     if _is_local(recipe["weights_uri"]):
         recipe["weights_uri"] = os.path.relpath(recipe["weights_uri"], Path(params.output).resolve().parent)
     codebook = Codebook(centroids=centroids, colors=colors, metric=params.metric, recipe=recipe)
     codebook.save(params.output)
     progress.update(1.0, "done")
     return codebook
+
+
+def _open_tiled(path: str, recipe: dict, patch: int,
+                bands: Optional[tuple[int, ...]]) -> tuple[RasterSource, Optional[tuple[int, int]]]:
+    """The raster on the codebook's grid, and the tile lattice's phase (None: snapped tiles).
+
+    ``lattice: centred`` (the geocentroids notebook): tiles every ``core`` patches, the lattice
+    centred on the raster as the notebook centres it; the grid starts up to one cell before the
+    raster so that the lattice falls on whole cells.
+    """
+    gsd, tile_px = float(recipe["gsd"]), int(recipe["tile"]) * patch
+    if recipe.get("lattice") != "centred":
+        return open_raster_source(path, gsd, pad_to=tile_px, bands=bands, multiple_of=patch), None
+    stride_px = tile_px - 2 * int(recipe["border"]) * patch
+    probe = open_raster_source(path, gsd, bands=bands)
+    starts = [_centred_start(n, tile_px, stride_px) for n in (probe.grid.width, probe.grid.height)]
+    probe.close()
+    phase = tuple(-(-start // patch) for start in starts)
+    origin = tuple(start - cells * patch for start, cells in zip(starts, phase))
+    reach = max(probe.grid.width, probe.grid.height) + 2 * tile_px  # last tiles run off the grid
+    return open_raster_source(path, gsd, pad_to=reach, bands=bands, multiple_of=patch,
+                              origin=origin), phase
+
+
+def _centred_start(size: int, tile: int, stride: int) -> int:
+    """First tile's pixel in the notebook: tiles every ``stride`` that fit, shifted by half the
+    overshoot of the first one that does not (0 when no tile fits)."""
+    if size < tile:
+        return 0
+    return (((size - tile) // stride + 1) * stride + tile - size) // 2
 
 
 def _embedding_writer(output: str, grid, dim: int, tags: dict[str, str], opts: ClassifyOptions):

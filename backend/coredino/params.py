@@ -4,6 +4,7 @@ from coredino_contract.params import (
     BatchParams,
     ClassifyOptions,
     ClassifyParams,
+    ClusterParams,
     FitParams,
     ModelSpec,
     PolygonizeParams,
@@ -11,5 +12,5 @@ from coredino_contract.params import (
     SimilarParams,
 )
 
-__all__ = ["BatchParams", "ClassifyOptions", "ClassifyParams", "FitParams", "ModelSpec",
+__all__ = ["BatchParams", "ClassifyOptions", "ClassifyParams", "ClusterParams", "FitParams", "ModelSpec",
            "PolygonizeParams", "ReclassifyParams", "SimilarParams"]

@@ -148,7 +148,7 @@ class PixelScale:
 
 
 def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[Sequence[int]] = None,
-                multiple_of: int = 1) -> RasterSource:
+                       multiple_of: int = 1, origin: tuple[int, int] = (0, 0)) -> RasterSource:
     """Open ``path`` for reading at ``gsd`` metres per pixel.
 
     pad_to:      windows up to this many pixels wide and high can be read even from a smaller
@@ -156,6 +156,8 @@ def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[S
     multiple_of: grid width and height are rounded up to a multiple of this (the patch size).
     bands:       1-based band numbers to use as R, G, B (default: from colour interpretation,
                  else 1, 2, 3; a single band is replicated).
+    origin:      (x, y) pixel at ``gsd`` where the grid starts, relative to the raster's own first
+                 pixel (negative: the grid starts before the raster, with invalid pixels there).
     """
     if gdal.GetConfigOption("GDAL_CACHEMAX") is None and gdal.GetCacheMax() > GDAL_CACHE_BYTES:
         gdal.SetCacheMax(GDAL_CACHE_BYTES)
@@ -177,9 +179,10 @@ def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[S
     probe = gdal.Warp("", selected, format="VRT", dstSRS=dst_wkt)  # GDAL's native resolution
     pgt, native_w, native_h = probe.GetGeoTransform(), probe.RasterXSize, probe.RasterYSize
     source_gsd = abs(pgt[1])
-    cols = _round_up(math.ceil(native_w * source_gsd / gsd - 1e-6), multiple_of)
-    rows = _round_up(math.ceil(native_h * abs(pgt[5]) / gsd - 1e-6), multiple_of)
-    grid = Grid(dst_wkt, pgt[0], pgt[3], gsd, cols, rows)
+    ox, oy = origin
+    cols = _round_up(math.ceil(native_w * source_gsd / gsd - 1e-6) - ox, multiple_of)
+    rows = _round_up(math.ceil(native_h * abs(pgt[5]) / gsd - 1e-6) - oy, multiple_of)
+    grid = Grid(dst_wkt, pgt[0] + ox * gsd, pgt[3] - oy * gsd, gsd, cols, rows)
     padded_cols, padded_rows = (max(n, _round_up(pad_to, multiple_of)) for n in (cols, rows))
     warped = gdal.Warp("", selected, format="VRT", dstSRS=dst_wkt, xRes=gsd, yRes=gsd,
                        outputBounds=(grid.x0, grid.y0 - padded_rows * gsd,
@@ -190,7 +193,7 @@ def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[S
                           zero_is_nodata=not declared, source_gsd=source_gsd, _warped=warped,
                           _band_index=[unique.index(b) for b in band_list], _source=selected,
                           _selected_bands=len(unique) + (1 if alpha else 0),
-                          _open_args=(path, gsd, pad_to, bands, multiple_of))
+                          _open_args=(path, gsd, pad_to, bands, multiple_of, origin))
     if source_gsd > 4 * gsd:
         raster.warnings.append(f"{path}: pixel size {source_gsd:.2f} m is {source_gsd / gsd:.0f}x "
                                f"coarser than the codebook's {gsd} m; expect blurry classes")

@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 from coredino_contract import JOB_KINDS, FitResult, kind_of
 
 from . import engine
+from .cluster import cluster
 from .explore.polygonize import polygonize
 from .explore.reclassify import reclassify
 from .explore.similar import similar
@@ -21,7 +22,7 @@ def _fit(params: FitParams, progress: Progress) -> FitResult:
 
 
 RUNNERS: dict[str, Callable[[Any, Progress], Any]] = {
-    "classify": engine.classify, "batch": engine.batch, "fit-codebook": _fit,
+    "classify": engine.classify, "batch": engine.batch, "fit-codebook": _fit, "cluster": cluster,
     "similar": similar, "reclassify": reclassify, "polygonize": polygonize}
 
 

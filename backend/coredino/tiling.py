@@ -4,12 +4,17 @@ Units are patch cells (one output pixel per encoder patch). A tile of ``tile`` c
 central ``tile - 2 * border`` cells; the border only gives the model context. Tiles at the
 raster's edge are shifted inward instead of running off it, so the margins are classified too
 (the edge cells then simply have less context on one side).
+
+With a ``phase``, tiles are read on a fixed lattice instead (first cells ``phase + k * core``: the
+geocentroids notebook's tiles), each writing its centre; the last one writes up to its far side
+and may reach beyond the grid (the reader pads it with invalid pixels, as the notebook pads with
+black), and a tile at 0 writes what lies before the lattice's first centre.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from .errors import UserError
 
@@ -46,6 +51,7 @@ class TileGrid:
     cells_y: int
     tile: int
     border: int
+    phase: Optional[tuple[int, int]] = None  # (x, y) first cell of the lattice's first tile
 
     def __post_init__(self) -> None:
         if self.tile - 2 * self.border < 1:
@@ -57,21 +63,36 @@ class TileGrid:
         return self.tile - 2 * self.border
 
     def __iter__(self) -> Iterator[Tile]:
-        for out_y, y in self._axis(self.cells_y):
-            for out_x, x in self._axis(self.cells_x):
-                yield Tile(x, y, out_x, out_y,
-                           min(self.core, self.cells_x - out_x), min(self.core, self.cells_y - out_y))
+        px, py = self.phase or (None, None)
+        for out_y, y, out_h in self._axis(self.cells_y, py):
+            for out_x, x, out_w in self._axis(self.cells_x, px):
+                yield Tile(x, y, out_x, out_y, out_w, out_h)
 
     def __len__(self) -> int:
-        return len(self._axis(self.cells_x)) * len(self._axis(self.cells_y))
+        px, py = self.phase or (None, None)
+        return len(self._axis(self.cells_x, px)) * len(self._axis(self.cells_y, py))
 
-    def _axis(self, cells: int) -> list[tuple[int, int]]:
-        """(first written cell, first read cell) along one axis."""
+    def _axis(self, cells: int, phase: Optional[int]) -> list[tuple[int, int, int]]:
+        """(first written cell, first read cell, cells written) along one axis."""
         span = max(cells, self.tile)
-        return [(start, min(max(start - self.border, 0), span - self.tile))
-                for start in range(0, cells, self.core)]
+        if phase is None:
+            return [(start, min(max(start - self.border, 0), span - self.tile),
+                     min(self.core, cells - start)) for start in range(0, cells, self.core)]
+        reads = [phase]
+        while reads[-1] + self.tile < cells:  # the last tile writes up to its far side
+            reads.append(reads[-1] + self.core)
+        starts = [read + self.border for read in reads]
+        if phase > 0:  # before the lattice: a tile at 0
+            reads.insert(0, 0)
+            starts.insert(0, 0)
+        starts[0] = 0
+        bounds = [min(start, cells) for start in starts] + [cells]
+        return [(bounds[i], reads[i], bounds[i + 1] - bounds[i]) for i in range(len(reads))
+                if bounds[i + 1] > bounds[i]]
 
 
-def tile_grid(raster: "RasterSource", patch: int, tile: int, border: int) -> TileGrid:
-    """The tiles covering ``raster``'s grid of ``patch`` x ``patch`` pixel cells."""
-    return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border)
+def tile_grid(raster: "RasterSource", patch: int, tile: int, border: int,
+              phase: Optional[tuple[int, int]] = None) -> TileGrid:
+    """The tiles covering ``raster``'s grid of ``patch`` x ``patch`` pixel cells (``phase``: the
+    lattice, see :class:`TileGrid`)."""
+    return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border, phase)

@@ -12,6 +12,7 @@ from .params import (
     BatchParams,
     ClassifyOptions,
     ClassifyParams,
+    ClusterParams,
     FitParams,
     ModelSpec,
     PolygonizeParams,
@@ -23,6 +24,7 @@ from .results import (
     BatchResult,
     ClassArea,
     ClassifyResult,
+    ClusterResult,
     FitResult,
     PolygonizeResult,
     ReclassifyResult,
@@ -31,7 +33,7 @@ from .results import (
 
 __all__ = [
     "BatchParams", "BatchResult", "Cancelled", "ClassArea", "ClassifyOptions", "ClassifyParams",
-    "ClassifyResult", "FINAL_STATES", "FitParams", "FitResult", "JOB_KINDS", "JOB_STATES", "JobKind",
+    "ClassifyResult", "ClusterParams", "ClusterResult", "FINAL_STATES", "FitParams", "FitResult", "JOB_KINDS", "JOB_STATES", "JobKind",
     "ModelSpec", "PolygonizeParams", "PolygonizeResult", "ReclassifyParams", "ReclassifyResult",
     "SimilarParams", "SimilarResult", "UserError", "job_spec", "kind_of", "parse_model", "parse_result",
 ]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .codec import from_json, to_json
-from .params import BatchParams, ClassifyParams, FitParams, PolygonizeParams, ReclassifyParams, SimilarParams
-from .results import BatchResult, ClassifyResult, FitResult, PolygonizeResult, ReclassifyResult, SimilarResult
+from .params import BatchParams, ClassifyParams, ClusterParams, FitParams, PolygonizeParams, ReclassifyParams, SimilarParams
+from .results import BatchResult, ClassifyResult, ClusterResult, FitResult, PolygonizeResult, ReclassifyResult, SimilarResult
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -31,6 +31,7 @@ JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
     JobKind("classify", ClassifyParams, ClassifyResult, "The classification"),
     JobKind("batch", BatchParams, BatchResult, "The batch classification"),
     JobKind("fit-codebook", FitParams, FitResult, "The codebook"),
+    JobKind("cluster", ClusterParams, ClusterResult, "The clustering"),
     JobKind("similar", SimilarParams, SimilarResult, "Find similar"),
     JobKind("reclassify", ReclassifyParams, ReclassifyResult, "The class map"),
     JobKind("polygonize", PolygonizeParams, PolygonizeResult, "Polygonize"),

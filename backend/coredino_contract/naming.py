@@ -29,6 +29,11 @@ def areas_path(class_map_path: str) -> str:
     return sibling(class_map_path, "_areas.csv")
 
 
+def codebook_path(cluster_map_path: str) -> str:
+    """The codebook ``cluster`` fits and saves beside its map: ``<stem>.codebook.npz``."""
+    return sibling(cluster_map_path, ".codebook.npz")
+
+
 def style_path(raster_path: str) -> str:
     """The QGIS style sidecar QGIS loads with a raster: ``<stem>.qml``."""
     return str(Path(raster_path).with_suffix(".qml"))

@@ -12,7 +12,7 @@ from typing import Optional
 
 from .errors import UserError
 
-MODEL_FAMILIES = ("core-dino", "dinov2")
+MODEL_FAMILIES = ("core-dino", "dinov2", "dinov2-processor")
 CORE_DINO_SCALES = ("n", "s", "m", "l", "x")
 CORE_DINO_LAYERS = (16, 19, 22)  # YOLO11 layers with strides 8, 16, 32
 DEFAULT_LAYER = 19
@@ -24,8 +24,9 @@ _EXAMPLES = "core-dino:x, core-dino:n@16, dinov2:facebook/dinov2-with-registers-
 class ModelSpec:
     """Which encoder to build.
 
-    family:  ``core-dino`` or ``dinov2``.
-    variant: core-dino: YOLO11 scale (n, s, m, l, x); dinov2: HF hub id or local model folder.
+    family:  ``core-dino``, ``dinov2`` or ``dinov2-processor`` (DINOv2 behind the Hugging Face
+             processor's resize and crop: the geocentroids notebook's geometry).
+    variant: core-dino: YOLO11 scale (n, s, m, l, x); dinov2(-processor): HF hub id or local folder.
     weights: core-dino: local path, http(s) URL, ``hf://owner/repo/file`` or ``random`` (seeded
              random init); dinov2: unused (the variant names the weights).
     layer:   core-dino feature layer (16, 19 or 22: strides 8, 16, 32); dinov2: None.
@@ -92,6 +93,15 @@ def _finite_positive(value: Optional[float], what: str) -> None:
 def _at_least(value: Optional[int], low: int, what: str) -> None:
     if value is not None and value < low:
         raise UserError(f"{what} must be at least {low}, not {value}")
+
+
+def _check_tiling(gsd: float, tile: Optional[int], border: Optional[int]) -> None:
+    """A positive GSD, and a tile (patches) with a core inside its border (None: the default)."""
+    _finite_positive(gsd, "--gsd")
+    _at_least(border, 0, "--border")
+    if tile is not None and tile <= 2 * (border or 0):
+        raise UserError(f"--tile {tile} leaves no core inside a border of {border} "
+                        f"patches; use a tile larger than twice the border")
 
 
 @dataclass
@@ -184,11 +194,7 @@ class FitParams:
             raise UserError("give at least one raster to fit the codebook on")
         for value, what in ((self.k, "--k"), (self.niter, "--niter"), (self.max_features, "--max-features")):
             _at_least(value, 1, what)
-        _finite_positive(self.gsd, "--gsd")
-        _at_least(self.border, 0, "--border")
-        if self.tile <= 2 * self.border:
-            raise UserError(f"--tile {self.tile} leaves no core inside a border of {self.border} "
-                            f"patches; use a tile larger than twice the border")
+        _check_tiling(self.gsd, self.tile, self.border)
 
 
 @dataclass
@@ -252,3 +258,41 @@ class PolygonizeParams:
     def validate(self) -> None:
         if (self.class_name is None) == (self.value is None):
             raise UserError("name the polygons' class with --class NAME or --value N (one of them)")
+
+
+CLUSTER_K = (2, 255)  # Byte ids; 8-64 keep a legend readable
+
+
+@dataclass
+class ClusterParams:
+    """Cluster one raster on its own features: fit a codebook on it, then classify it with it.
+
+    The codebook is saved beside the output (:func:`coredino_contract.naming.codebook_path`) so
+    other rasters can be classified consistently with it. model None: the bundled default model.
+    tile and border (in patches) default to the model family's when None.
+    """
+
+    input: str
+    output: str
+    model: Optional[ModelSpec] = None
+    k: int = 24
+    gsd: float = 0.25
+    tile: Optional[int] = None
+    border: Optional[int] = None
+    max_features: int = 200_000
+    niter: int = 20
+    seed: int = 0
+    device: str = "auto"
+    batch_size: Optional[int] = None  # None: 8 on the CPU, 64 on a GPU
+    bands: Optional[tuple[int, ...]] = None
+    rgb: bool = False
+
+    def validate(self) -> None:
+        if self.model is not None:
+            self.model.validate()
+        low, high = CLUSTER_K
+        if not low <= self.k <= high:
+            raise UserError(f"--k {self.k}: give {low} to {high} clusters (8-64 keep the legend readable)")
+        _at_least(self.niter, 1, "--niter")
+        _at_least(self.max_features, self.k, "--max-features")
+        _check_tiling(self.gsd, self.tile, self.border)

@@ -42,6 +42,20 @@ class FitResult:
 
 
 @dataclass
+class ClusterResult:
+    """What a cluster job returns: the class map, the codebook fitted for it (classify other
+    rasters with it), and the clusters present."""
+
+    output: str
+    codebook: str
+    k: int
+    classes: dict[int, int] = field(default_factory=dict)  # cluster id -> number of cells
+    seconds: float = 0.0
+    rgb_output: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SimilarResult:
     """What a similar job returns. ``histogram[i]`` counts cells with similarity in bin i."""
 

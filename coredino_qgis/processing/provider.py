@@ -10,6 +10,7 @@ from ..backend_process import BackendLauncher
 from .base_algorithm import ICON
 from .batch_classify_algorithm import BatchClassifyAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
+from .cluster_algorithm import ClusterAlgorithm
 from .fit_codebook_algorithm import FitCodebookAlgorithm
 from .polygonize_algorithm import PolygonizeAlgorithm
 from .reclassify_algorithm import ReclassifyAlgorithm
@@ -37,5 +38,5 @@ class CoredinoProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         for algorithm in (ClassifyAlgorithm(), BatchClassifyAlgorithm(), FitCodebookAlgorithm(),
-                          SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm()):
+                          ClusterAlgorithm(), SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -1,10 +1,15 @@
-"""A small codebook fitted once per session on the shipped real crops (core-dino n, layer 16)."""
+"""Session fixtures: a small codebook fitted on the shipped real crops (core-dino n, layer 16), and
+the geocentroids set-up (random DINOv2-reg, synthetic centroids, the real colour map)."""
 
+import numpy as np
 import pytest
+from osgeo import gdal
 
+from coredino.codebook.importer import import_codebook
 from coredino.encoders import ModelSpec
 from coredino.engine import fit_codebook
 from coredino.params import FitParams
+from geocentroids_notebook import save_random_dinov2_reg
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +19,19 @@ def codebook(tmp_path_factory, demo_raster, data) -> str:
                            ModelSpec("core-dino", "n", "random", 16), gsd=0.25, tile=40, border=4,
                            k=48, max_features=30000, niter=8, seed=0, device="cpu"))
     return path
+
+
+@pytest.fixture(scope="session")
+def geo(tmp_path_factory, data, demo_raster):
+    """A random DINOv2-reg (768-d, 1 layer) in HF format, synthetic centroids, the real colour map,
+    and a 640 x 520 px crop of the demo scene (tile lattices centred with 2 and 62 px offsets)."""
+    root = tmp_path_factory.mktemp("geo")
+    model = save_random_dinov2_reg(root / "dinov2-reg")
+    centroids = np.random.default_rng(1).standard_normal((6144, 768)).astype(np.float32)
+    np.save(root / "centroids_6k.npy", centroids)
+    crop = str(root / "montevideo_640x520.tif")
+    gdal.Translate(crop, str(demo_raster), srcWin=[300, 200, 640, 520])
+    book = str(root / "geocentroids.codebook.npz")
+    import_codebook(str(root / "centroids_6k.npy"), str(data / "geocentroids_color_map_rgb_6k.npy"),
+                    "geocentroids", book, variant=str(model))
+    return dict(root=root, model=model, centroids=centroids, crop=crop, book=book)

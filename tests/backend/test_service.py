@@ -117,7 +117,11 @@ def test_health_is_open_everything_else_needs_the_token(backend, codebook):
     assert books["coredino-n-default.codebook.npz"]["default"] is True
     assert books["test.codebook.npz"] == {
         "name": "test.codebook.npz", "path": str(Path(codebook).resolve()), "k": 48, "metric": "cosine",
-        "model": "core-dino:n@16", "gsd": 0.25, "patch": 8, "tile": 40, "border": 4, "default": False}
+        "model": "core-dino:n@16", "gsd": 0.25, "patch": 8, "tile": 40, "border": 4, "default": False,
+        "license": "none (random weights)"}
+    assert books["coredino-n-default.codebook.npz"]["license"].startswith("GPL-2.0-or-later")
+    assert {e["name"]: e["codebook"] for e in caps["catalogue"]} == {
+        "default": "bundled", "geocentroids-sa": "import", "core-dino-x": "fit"}
     assert "broken.codebook.npz" not in books and "broken.codebook.npz is not a coredino codebook" in (
         backend.log.read_text())
     assert stat.S_IMODE((backend.cache / "token").stat().st_mode) == 0o600

@@ -49,6 +49,9 @@ def test_run_adds_the_styled_result_in_a_group_above_the_source(dock, qgis_iface
     assert spin_until(lambda: dock.state == IDLE and dock.result_layer is not None, timeout=150), dock.status_label.text()
     assert dock.device_label.text().startswith("Backend: cpu")
     assert dock.codebook_combo.currentText().startswith("coredino-n-default (k 6000, 0.25 m, core-dino:n@16)")
+    assert dock.license_label.text().startswith("Model licence: GPL-2.0-or-later")
+    texts = [dock.codebook_combo.itemText(i) for i in range(dock.codebook_combo.count())]
+    assert any(t.startswith("geocentroids-sa (catalogue, 0.25 m") for t in texts)  # the catalogue's
     assert dock.status_label.text().startswith("Done:")
 
     result = dock.result_layer

@@ -56,6 +56,23 @@ def test_classify_produces_a_styled_cog(fitted_codebook, use_backend, tmp_path):
     assert 1 <= len(layer.renderer().classes()) <= 8
 
 
+def test_cluster_maps_a_raster_on_its_own_features_and_saves_its_codebook(provider, use_backend, data,
+                                                                         tmp_path):
+    import processing
+
+    output = tmp_path / "kampala_k6.tif"
+    result = processing.run("coredino:cluster", {"INPUT": str(data / "kampala_0p30m_3857.tif"), "K": 6,
+                                                 "MODEL": "core-dino:n@16", "WEIGHTS": "random",
+                                                 "OUTPUT": str(output)})
+    assert result["OUTPUT"] == str(output) and result["CODEBOOK"] == str(tmp_path / "kampala_k6.codebook.npz")
+    assert Path(result["CODEBOOK"]).is_file()
+    ds = gdal.Open(str(output))
+    assert ds.GetMetadataItem("K") == "6" and ds.GetMetadataItem("CODEBOOK") == "kampala_k6.codebook.npz"
+    ds = None
+    layer = QgsRasterLayer(str(output), "k6")
+    assert layer.renderer().type() == "paletted" and 2 <= len(layer.renderer().classes()) <= 6
+
+
 def test_batch_reports_bad_files(provider, use_backend, tmp_path):
     import processing
 

@@ -1,7 +1,8 @@
 """Nearest-centroid assignment by matmul + argmax, chunked, on the features' device.
 
 Scores: cosine ``x . c`` with unit centroids (the argmax does not depend on ``|x|``, so features
-need no normalising); l2 ``x . c - |c|^2 / 2`` (the same argmin as ``|x - c|^2``).
+need no normalising); l2 ``x . c - |c|^2 / 2`` (the same argmin as ``|x - c|^2``); ip ``x . c``
+with the centroids as stored (faiss ``IndexFlatIP``, the geocentroids notebook's search).
 
 Scores are always float32, also for bfloat16/float16 features on CUDA (cast chunk by chunk, with
 TF32 off): a low-precision matmul, even with centred centroids and the top 8 re-scored in float32,
@@ -37,7 +38,7 @@ def _full_float32(device: torch.device) -> Iterator[None]:
 
 
 class _Scorer:
-    """Float32 centroids (unit for cosine) and the l2 bias ``-|c|^2 / 2``, on one device."""
+    """Float32 centroids (unit for cosine, as stored for ip) and the l2 bias ``-|c|^2 / 2``."""
 
     def __init__(self, centroids: torch.Tensor, metric: str) -> None:
         c = centroids.float()
@@ -46,8 +47,8 @@ class _Scorer:
             c = F.normalize(c, dim=1)
         elif metric == "l2":
             self.bias = -0.5 * (c * c).sum(1)
-        else:
-            raise ValueError(f"metric must be cosine or l2, got {metric!r}")
+        elif metric != "ip":
+            raise ValueError(f"metric must be cosine, l2 or ip, got {metric!r}")
         self.centroids_t = c.T.contiguous()
 
     @torch.no_grad()

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from coredino_contract.params import model_id
+from coredino_contract.params import METRICS as FIT_METRICS, model_id
 
 from .. import __version__
 from ..atomic import atomic_open
@@ -21,7 +21,7 @@ from ..encoders.weights import sha256_file
 from ..errors import UserError
 
 FORMAT = "coredino-codebook/1"
-METRICS = ("cosine", "l2")
+METRICS = FIT_METRICS + ("ip",)  # ip: inner product with the centroids as stored (imported ones)
 # What a running encoder must agree on with the codebook's encoder.
 MATCH_KEYS = ("family", "variant", "layer", "dim", "normalisation", "weights_sha256")
 ENCODER_KEYS = MATCH_KEYS + ("patch", "weights_uri")

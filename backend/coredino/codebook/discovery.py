@@ -8,6 +8,7 @@ from typing import Optional
 
 from coredino_contract.params import model_id
 
+from ..catalogue import license_for
 from ..errors import UserError
 from . import Codebook
 
@@ -27,7 +28,7 @@ class CodebookCatalogue:
 
     def scan(self) -> list[dict]:
         """One description per loadable codebook: name, path, k, metric, model, gsd, patch, tile,
-        border, default."""
+        border, default, license."""
         paths = [self.default] + sorted(p.resolve() for d in self.dirs for p in d.glob("*.codebook.npz"))
         infos = []
         for path in dict.fromkeys(paths):  # unique, in order
@@ -54,4 +55,5 @@ def _describe(path: Path, default: bool) -> Optional[dict]:
     return {"name": path.name, "path": str(path), "k": summary["k"], "metric": summary["metric"],
             "model": model_id(recipe["family"], recipe["variant"], recipe.get("layer")),
             "gsd": summary["gsd"], "patch": summary["patch"], "tile": summary["tile"],
-            "border": summary["border"], "default": default}
+            "border": summary["border"], "default": default,
+            "license": license_for(recipe)}

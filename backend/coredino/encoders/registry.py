@@ -8,9 +8,11 @@ import torch
 
 from .base import Encoder, ModelSpec
 from .dinov2 import DinoV2Encoder
+from .processor import ProcessorDinoV2Encoder
 from .yolo import CoreDinoEncoder
 
-FAMILIES: dict[str, type[Encoder]] = {"core-dino": CoreDinoEncoder, "dinov2": DinoV2Encoder}
+FAMILIES: dict[str, type[Encoder]] = {"core-dino": CoreDinoEncoder, "dinov2": DinoV2Encoder,
+                                      "dinov2-processor": ProcessorDinoV2Encoder}
 
 
 @functools.lru_cache(maxsize=4)

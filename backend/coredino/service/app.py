@@ -14,13 +14,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from coredino_contract import JOB_KINDS
 from coredino_contract.protocol import PROTOCOL_VERSION
 
-from .. import __version__
+from .. import __version__, catalogue
 from ..codebook.discovery import CodebookCatalogue
 from ..device import describe, pick_device
 from ..engine import DEFAULT_CODEBOOK
 from ..encoders import FAMILIES
 from .jobs import JobQueue
-from .schemas import Capabilities, CodebookInfo, Health, JobList, JobRecord, JobSpec, QueueInfo
+from .schemas import (Capabilities, CatalogueEntry, CodebookInfo, Health, JobList, JobRecord, JobSpec,
+                      QueueInfo)
 
 
 def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
@@ -62,6 +63,7 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
             gpu=info.get("gpu"), gpu_memory_gb=info.get("gpu_memory_gb"), torch=info["torch"],
             model_families=sorted(FAMILIES), job_kinds=list(JOB_KINDS),
             codebooks=[CodebookInfo(**info) for info in codebooks.scan()],
+            catalogue=[CatalogueEntry(**entry) for entry in catalogue.describe()],
             queue=QueueInfo(running=running, queued=queued))
 
     @v1.post("/jobs", status_code=202, tags=["jobs"])

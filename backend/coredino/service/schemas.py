@@ -36,6 +36,29 @@ class CodebookInfo(_Model):
     tile: int
     border: int
     default: bool = Field(description="the bundled codebook, used when options.codebook is null")
+    license: str = Field(description="licence of the model the codebook's features come from")
+
+
+class CatalogueFile(_Model):
+    path: str = Field(description="inside the entry's folder on the backend's machine")
+    url: str
+    sha256: Optional[str] = Field(description="pinned, or recorded at the first download; null: not yet known")
+    pinned: bool
+    present: bool
+
+
+class CatalogueEntry(_Model):
+    name: str = Field(description="pass it as options.codebook (when codebook is not 'fit') or as --model")
+    title: str
+    license: str
+    gsd: float = Field(description="metres per pixel the model works at")
+    recipe: str = Field(description="how the features are made")
+    sources: list[str]
+    codebook: Literal["bundled", "import", "fit"] = Field(
+        description="bundled; import: built from the published files on first use; fit: fit your own (cluster)")
+    folder: Optional[str] = Field(description="where its files are kept on the backend's machine")
+    ready: bool = Field(description="every file present: usable without network")
+    files: list[CatalogueFile]
 
 
 class QueueInfo(_Model):
@@ -53,6 +76,7 @@ class Capabilities(_Model):
     model_families: list[str]
     job_kinds: list[str] = Field(description="the job kinds this backend runs")
     codebooks: list[CodebookInfo]
+    catalogue: list[CatalogueEntry] = Field(description="named models and codebooks, with licences")
     queue: QueueInfo
 
 
