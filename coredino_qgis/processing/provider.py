@@ -11,6 +11,8 @@ from .base_algorithm import ICON
 from .batch_classify_algorithm import BatchClassifyAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .fit_codebook_algorithm import FitCodebookAlgorithm
+from .learn_algorithm import LearnAlgorithm
+from .levels_algorithm import LevelsAlgorithm
 from .polygonize_algorithm import PolygonizeAlgorithm
 from .reclassify_algorithm import ReclassifyAlgorithm
 from .similar_algorithm import SimilarAlgorithm
@@ -37,5 +39,6 @@ class CoredinoProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         for algorithm in (ClassifyAlgorithm(), BatchClassifyAlgorithm(), FitCodebookAlgorithm(),
-                          SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm()):
+                          SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm(), LearnAlgorithm(),
+                          LevelsAlgorithm()):
             self.addAlgorithm(algorithm)
