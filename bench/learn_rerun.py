@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
