@@ -27,6 +27,23 @@ from .contract.classes import PALETTE, load_classes, save_classes, validate
 from .layer_info import add_above, classification_path, coredino_tags, sibling
 from .similar_panel import format_area
 
+class NumberItem(QTableWidgetItem):
+    """A table cell that sorts by its number (UserRole + 1), not by its text."""
+
+    def __init__(self, text: str, number: float, icon: QIcon | None = None):
+        super().__init__(icon, text) if icon is not None else super().__init__(text)
+        self.setData(Qt.ItemDataRole.UserRole + 1, float(number))
+
+    def __lt__(self, other):  # noqa: D105
+        return float(self.data(Qt.ItemDataRole.UserRole + 1)) < float(other.data(Qt.ItemDataRole.UserRole + 1))
+
+
+def matches(value: int, query: str) -> bool:
+    """Whether a cluster id matches the search box: empty, its id, or one of comma-separated ids."""
+    wanted = [part.strip() for part in query.replace(" ", ",").split(",") if part.strip()]
+    return not wanted or str(value) in wanted
+
+
 def swatch(color: QColor) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(color)
@@ -52,7 +69,13 @@ class ClusterPanel(QWidget):
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
+        self.search_edit = QLineEdit(self)
+        self.search_edit.setPlaceholderText("search cluster ids, e.g. 12, 407 (Ctrl+click the map with "
+                                            "Inspect to add a cluster)")
+        self.search_edit.textChanged.connect(self._filter)
+        layout.addWidget(self.search_edit)
         self.table = QTableWidget(0, 3, self)
+        self.table.setSortingEnabled(True)
         self.table.setHorizontalHeaderLabels(["cluster", "area (ha)", "%"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -113,14 +136,18 @@ class ClusterPanel(QWidget):
         layer = self.dock.current_layer()
         colors = cluster_colors(layer) if layer is not None else {}
         ranked = sorted(stats.counts.items(), key=lambda item: (-item[1], item[0]))
+        self.table.setSortingEnabled(False)  # rows would move while they are filled
         self.table.setRowCount(len(ranked))
         for row, (value, cells) in enumerate(ranked):
-            item = QTableWidgetItem(swatch(colors.get(value, QColor("black"))), str(value))
+            item = NumberItem(str(value), value, swatch(colors.get(value, QColor("black"))))
             item.setData(Qt.ItemDataRole.UserRole, value)
             self.table.setItem(row, 0, item)
-            self.table.setItem(row, 1, QTableWidgetItem(f"{stats.area(value) / 1e4:.3f}"))
-            self.table.setItem(row, 2, QTableWidgetItem(f"{100 * stats.share(value):.2f}"))
+            self.table.setItem(row, 1, NumberItem(f"{stats.area(value) / 1e4:.3f}", cells))
+            self.table.setItem(row, 2, NumberItem(f"{100 * stats.share(value):.2f}", cells))
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(1, Qt.SortOrder.DescendingOrder)  # largest first
         self.table.resizeColumnsToContents()
+        self._filter(self.search_edit.text())
         self.status.emit(f"{len(ranked)} clusters over {format_area(stats.total * stats.cell_area)}.")
         self.stats_ready.emit()
 
@@ -128,14 +155,22 @@ class ClusterPanel(QWidget):
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
         return [int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)) for row in rows]
 
-    def select_values(self, values) -> None:
-        wanted = {int(v) for v in values}
+    def _filter(self, query: str) -> None:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            self.table.setRowHidden(row, not matches(int(item.data(Qt.ItemDataRole.UserRole)), query))
+
+    def select_values(self, values, add: bool = False) -> None:
+        """Select the rows of ``values`` (``add``: keep the current selection too) and show the first."""
+        wanted = {int(v) for v in values} | (set(self.selected_values()) if add else set())
         self.table.clearSelection()
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         for row in range(self.table.rowCount()):
             if int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)) in wanted:
+                self.table.setRowHidden(row, False)
                 self.table.selectRow(row)
+                self.table.scrollToItem(self.table.item(row, 0))
         self.table.setSelectionMode(mode)
 
     def _selection_changed(self) -> None:

@@ -1,4 +1,5 @@
-"""The "coredino explore" dock: Inspect and Find similar map tools, the Clusters and Similar tabs.
+"""The "coredino explore" dock: Inspect, Find similar and Learn-examples map tools, the detail slider,
+the Clusters, Similar and Learn tabs.
 
 Every backend job goes through :class:`ExploreJob` (asynchronous); cluster areas are counted in a
 QgsTask: the GUI thread never waits.
@@ -28,7 +29,9 @@ from .job_follower import JobFollower
 from .explore_style import cluster_colors, highlight_layer
 from .layer_info import add_above
 from .log import CRITICAL, SUCCESS, notify
-from .map_tools import InspectTool, SimilarClickTool
+from .learn_panel import LearnPanel
+from .level_slider import DetailSlider
+from .map_tools import ExampleClickTool, InspectTool, SimilarClickTool
 from .similar_panel import SimilarPanel, format_area
 
 
@@ -52,9 +55,11 @@ class ExploreDock(QDockWidget):
         canvas = self.canvas()
         self.inspect_tool = InspectTool(canvas) if canvas is not None else None
         self.similar_tool = SimilarClickTool(canvas) if canvas is not None else None
+        self.example_tool = ExampleClickTool(canvas) if canvas is not None else None
         if self.inspect_tool is not None:
             self.inspect_tool.picked.connect(self.inspect_at)
             self.similar_tool.clicked.connect(self.similar_panel.add_click)
+            self.example_tool.clicked.connect(self.learn_panel.add_click)
             canvas.mapToolSet.connect(self._map_tool_changed)
         active = iface.activeLayer() if iface is not None else None
         if isinstance(active, QgsRasterLayer):
@@ -68,6 +73,8 @@ class ExploreDock(QDockWidget):
         self.layer_combo.setFilters(RASTER_FILTER)
         self.layer_combo.setToolTip("A classification written by coredino (its cluster map)")
         layout.addWidget(self.layer_combo)
+        self.detail_slider = DetailSlider(self, body)
+        layout.addWidget(self.detail_slider)
         row = QHBoxLayout()
         self.inspect_button = QPushButton("Inspect", body)
         self.similar_button = QPushButton("Find similar", body)
@@ -92,9 +99,12 @@ class ExploreDock(QDockWidget):
         self.cluster_panel = ClusterPanel(self, body)
         self.similar_panel = SimilarPanel(self, body)
         self.tabs.addTab(self.cluster_panel, "Clusters")
+        self.learn_panel = LearnPanel(self, body)
         self.tabs.addTab(self.similar_panel, "Similar")
+        self.tabs.addTab(self.learn_panel, "Learn")
+        self.learn_panel.click_button.toggled.connect(lambda on: self._use_tool(self.example_tool, on))
         layout.addWidget(self.tabs, 1)
-        for panel in (self.cluster_panel, self.similar_panel):
+        for panel in (self.cluster_panel, self.similar_panel, self.learn_panel, self.detail_slider):
             panel.submit.connect(self.run_job)
             panel.status.connect(self.set_status)
         self.progress_bar = QProgressBar(body)
@@ -126,20 +136,20 @@ class ExploreDock(QDockWidget):
         self.set_highlight([], "")
         self.inspect_label.setText("")
         self.cluster_panel.refresh()
+        self.detail_slider.refresh()
 
     def _use_tool(self, tool, on: bool) -> None:
         canvas = self.canvas()
         if canvas is None or tool is None:
             return
         if on:
-            other = self.similar_button if tool is self.inspect_tool else self.inspect_button
-            other.setChecked(False)
-            canvas.setMapTool(tool)
+            canvas.setMapTool(tool)  # _map_tool_changed unchecks the other buttons
         elif canvas.mapTool() is tool:
             canvas.unsetMapTool(tool)
 
     def _map_tool_changed(self, tool, _old=None) -> None:
-        for button, mine in ((self.inspect_button, self.inspect_tool), (self.similar_button, self.similar_tool)):
+        for button, mine in ((self.inspect_button, self.inspect_tool), (self.similar_button, self.similar_tool),
+                             (self.learn_panel.click_button, self.example_tool)):
             if tool is not mine and button.isChecked():
                 button.blockSignals(True)
                 button.setChecked(False)
@@ -165,7 +175,10 @@ class ExploreDock(QDockWidget):
             return
         value = int(value)
         stats = cached(layer)
-        self.set_highlight([value], f"cluster {value}")
+        if self.cluster_panel.table.rowCount():  # select it in the table (Ctrl: add), which highlights
+            self.cluster_panel.select_values([value], add=self.inspect_tool.additive)
+        else:
+            self.set_highlight([value], f"cluster {value}")
         if stats is not None:
             self._show_inspect(layer, value, stats, "")
             return
@@ -244,12 +257,13 @@ class ExploreDock(QDockWidget):
     def shutdown(self) -> None:
         """Plugin unload: drop the map tools, the highlight and any job being followed."""
         canvas = self.canvas()
-        for tool in (self.inspect_tool, self.similar_tool):
+        for tool in (self.inspect_tool, self.similar_tool, self.example_tool):
             if canvas is not None and tool is not None and canvas.mapTool() is tool:
                 canvas.unsetMapTool(tool)
         if self.similar_tool is not None:
             self.similar_tool.clear_markers()
         self.set_highlight([], "")
+        self.detail_slider.drop_view()
         if self.job is not None:
             self.job.abandon()
             self.job = None

@@ -1,4 +1,5 @@
-"""Map tools of the explore dock: Inspect (one click) and Find similar (positive / negative clicks)."""
+"""Map tools of the explore dock: Inspect (one click), Find similar (positive / negative clicks),
+Learn examples (add / remove)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from qgis.PyQt.QtGui import QColor
 
 
 class InspectTool(QgsMapTool):
-    """Emits ``picked(point)`` (canvas CRS) at each left click."""
+    """Emits ``picked(point)`` (canvas CRS) at each left click; ``additive`` tells whether Ctrl was
+    held (the cluster then joins the table's selection instead of replacing it)."""
 
     picked = pyqtSignal(QgsPointXY)
 
     def __init__(self, canvas):
         super().__init__(canvas)
+        self.additive = False
         self.setCursor(Qt.CursorShape.WhatsThisCursor)
 
     def canvasReleaseEvent(self, event):  # noqa: N802 (QGIS's name)
         if event.button() == Qt.MouseButton.LeftButton:
+            self.additive = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
             self.picked.emit(QgsPointXY(event.mapPoint()))
 
 
@@ -60,3 +64,18 @@ class SimilarClickTool(QgsMapTool):
         for marker in self.markers:
             scene.removeItem(marker)
         self.markers.clear()
+
+
+class ExampleClickTool(QgsMapTool):
+    """Learn examples: left click adds one (``clicked(point, True)``), right click removes the
+    nearest (``clicked(point, False)``); points in the canvas CRS."""
+
+    clicked = pyqtSignal(QgsPointXY, bool)
+
+    def __init__(self, canvas):
+        super().__init__(canvas)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+
+    def canvasReleaseEvent(self, event):  # noqa: N802
+        if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            self.clicked.emit(QgsPointXY(event.mapPoint()), event.button() == Qt.MouseButton.LeftButton)

@@ -55,7 +55,7 @@ class CoredinoPlugin:
         self.explore_action = QAction(QIcon(ICON), "coredino explore", main_window)
         self.explore_action.setCheckable(True)
         self.explore_action.setToolTip("Explore a classification: inspect clusters, find similar places, "
-                                       "name classes")
+                                       "name classes, learn classes from clicks, coarser levels")
         self.explore_action.toggled.connect(self.toggle_explore)
         self.settings_action = QAction("Settings…", main_window)
         self.settings_action.triggered.connect(self.show_settings)

@@ -8,7 +8,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
-from coredino_contract.params import METRICS
+from coredino_contract.params import CLASSIFIERS, METRICS
 from coredino_contract.protocol import DEFAULT_PORT
 
 from . import __version__
@@ -26,6 +26,8 @@ EPILOG = """examples:
   coredino cluster scene.tif -o clusters.tif --k 24
   coredino fetch geocentroids-sa && coredino classify scene.tif -o c.tif --codebook geocentroids-sa
   coredino import-codebook --centroids centroids_6k.npy --colors color_map_rgb_6k.npy --recipe geocentroids -o geo.npz
+  coredino levels c.tif --level 16 -o c16.tif
+  coredino learn c.tif --examples clicks.gpkg --field class -o named.tif --save-model m.classifier.json
   coredino info
   coredino serve --port 8765 --codebooks ~/codebooks
 """
@@ -205,7 +207,10 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
                         "batch waits for the compilation)")
     p.add_argument("--embeddings", action="store_true",
                    help="also write <output>_embeddings.tif (PCA-reduced patch embeddings on the same "
-                        "grid) for `coredino similar`")
+                        "grid) for `coredino similar` and `coredino learn`")
+    p.add_argument("--level", type=int, metavar="N",
+                   help="write the map at N groups of the codebook's cluster tree (e.g. 16) instead of "
+                        "its clusters")
 
 
 def _explore_parsers(sub) -> None:
@@ -244,6 +249,52 @@ def _explore_parsers(sub) -> None:
     which.add_argument("--value", type=int, help="pixel value: a cluster id or a class value")
     g.set_defaults(run=_run_polygonize)
 
+    v = sub.add_parser("levels", help="the map at coarser levels (8, 16, 32... groups of clusters)",
+                       description="Group the clusters of a classification by the codebook's merge tree, "
+                                   "without re-running the encoder. Without -o: writes <map>_levels/"
+                                   "level<N>.vrt views (and .qml legends, groups largest first with their "
+                                   "area) for every level, or for the --level values given. With -o and "
+                                   "one --level: writes that level as a COG with .qml and _areas.csv.")
+    v.add_argument("input", help="a classification COG written by `coredino classify`")
+    v.add_argument("--level", type=int, action="append", default=[], metavar="N", help="number of groups")
+    v.add_argument("-o", "--output", help="coarse map COG (.tif), for one --level")
+    v.add_argument("--codebook", help="the codebook that made the map (default: the bundled one)")
+    v.set_defaults(run=_run_levels)
+
+    lp = sub.add_parser("learn", help="a named class map from a few examples (points, polygons, clicks)",
+                        description="Train a classifier on the embeddings kept beside a classification "
+                                    "(classify --embeddings) from labelled examples, and write a named class "
+                                    "COG (names, colour table, raster attribute table, .qml legend), "
+                                    "<output>_areas.csv, <output>_confidence.tif and <output>_margin.tif "
+                                    "(low margin: where the next example helps most). Prints cross-"
+                                    "validated accuracy per class and the confusion matrix.")
+    lp.add_argument("input", help="a classification with <name>_embeddings.tif beside it")
+    lp.add_argument("-o", "--output", required=True, help="named class map COG (.tif)")
+    lp.add_argument("--examples", help="vector file (GeoPackage, GeoJSON...) of points or polygons")
+    lp.add_argument("--field", help="the field of --examples that names the class")
+    lp.add_argument("--point", type=_named_point, action="append", default=[], metavar="NAME=X,Y",
+                    help="one example point in the map's CRS (repeat)")
+    lp.add_argument("--similar", type=_named_similar, action="append", default=[], metavar="NAME=SIM.tif:T",
+                    help="cells of a similarity map (coredino similar) at or above T as examples of NAME")
+    lp.add_argument("--classifier", default="logistic", choices=CLASSIFIERS,
+                    help="logistic regression (default: most accurate in docs/learn.md) or k nearest examples")
+    lp.add_argument("--model", help="apply this saved .classifier.json instead of training")
+    lp.add_argument("--save-model", metavar="FILE", help="save the classifier (plain JSON) for other maps")
+    lp.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                    help="cells whose winning probability is below P (0-1) stay unclassified")
+    lp.add_argument("--no-confidence", dest="confidence", action="store_false",
+                    help="skip the confidence and margin maps")
+    lp.set_defaults(run=_run_learn)
+
+    cb = sub.add_parser("codebook", help="codebook maintenance: `coredino codebook upgrade FILE`")
+    cb_sub = cb.add_subparsers(title="actions", required=True, metavar="ACTION")
+    up = cb_sub.add_parser("upgrade", help="add the cluster tree and embedding basis to an older codebook",
+                           description="Rewrite a codebook made before coredino 0.2 with its cluster merge "
+                                       "tree and embedding basis (atomically: the file is replaced only when "
+                                       "the new one is complete). Maps classified with it keep matching it.")
+    up.add_argument("codebooks", nargs="+", help="codebook files (.npz)")
+    up.set_defaults(run=_run_codebook_upgrade)
+
 
 def _point(text: str) -> tuple[float, float]:
     try:
@@ -264,6 +315,26 @@ def _class_arg(text: str) -> tuple[str, list[int]]:
     return name.strip(), values
 
 
+def _named_point(text: str) -> tuple[str, tuple[float, float]]:
+    name, _, xy = text.rpartition("=")
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=X,Y e.g. roofs=571234.5,6150321.0")
+    return name.strip(), _point(xy)
+
+
+def _named_similar(text: str):
+    from coredino_contract import SimilarExamples
+    name, _, rest = text.partition("=")
+    path, _, threshold = rest.rpartition(":")
+    try:
+        value = float(threshold)
+    except ValueError:
+        value = None
+    if not name.strip() or not path or value is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=SIMILARITY.tif:THRESHOLD e.g. roofs=sim.tif:0.4")
+    return SimilarExamples(name.strip(), path, value)
+
+
 def _bands(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(b) for b in text.split(","))
@@ -275,7 +346,7 @@ def _options(args: argparse.Namespace):
     from .params import ClassifyOptions
     return ClassifyOptions(codebook=args.codebook, weights=args.weights, device=args.device,
                            batch_size=args.batch_size, bands=args.bands, rgb=args.rgb,
-                           embeddings=args.embeddings, compile=args.compile)
+                           embeddings=args.embeddings, compile=args.compile, level=args.level)
 
 
 @contextmanager
@@ -412,6 +483,52 @@ def _run_polygonize(args: argparse.Namespace) -> int:
     result = _run(PolygonizeParams(args.input, args.output, args.class_name, args.value), args.input)
     print(f"{result.output}: layer {result.layer}, {result.features} polygons, "
           f"{result.area_m2:.0f} m2 ({result.area_ha:.3f} ha)")
+    return 0
+
+
+def _run_learn(args: argparse.Namespace) -> int:
+    from coredino_contract import LearnParams
+    points: dict[str, list[tuple[float, float]]] = {}
+    for name, xy in args.point:
+        points.setdefault(name, []).append(xy)
+    result = _run(LearnParams(args.input, args.output, points, args.examples, args.field, args.similar,
+                              args.classifier, args.model, args.save_model, args.min_confidence,
+                              args.confidence), args.input)
+    for score in result.scores:
+        accuracy = "n/a (fewer than 2 examples)" if score.accuracy is None else f"{100 * score.accuracy:.0f} %"
+        print(f"{score.name}: {score.examples} examples ({score.cells} cells), cross-validated accuracy {accuracy}")
+    if result.confusion is not None:
+        names = [s.name for s in result.scores]
+        print(f"overall cross-validated accuracy {100 * result.accuracy:.1f} %; confusion (rows: true, "
+              f"columns: predicted {', '.join(names)}):")
+        for name, row in zip(names, result.confusion):
+            print(f"  {name:>16}: {' '.join(f'{v:5d}' for v in row)}")
+    if result.skipped:
+        print(f"coredino: warning: {result.skipped} examples outside the map or on nodata were skipped",
+              file=sys.stderr)
+    for row in result.classes:
+        print(f"{row.value:3d} {row.name}: {row.cells} cells, {row.area_m2:.0f} m2 ({row.area_ha:.3f} ha)")
+    outputs = [result.output, result.csv, result.confidence, result.margin, result.model]
+    print(f"{', '.join(o for o in outputs if o)} in {result.seconds:.2f} s")
+    return 0
+
+
+def _run_levels(args: argparse.Namespace) -> int:
+    from coredino_contract import LevelsParams
+    result = _run(LevelsParams(args.input, args.level, args.output, args.codebook), args.input)
+    for view in result.views:
+        largest = view.groups[0] if view.groups else None
+        share = f"; largest group {largest.group}: {largest.area_m2 / 1e4:.2f} ha" if largest else ""
+        print(f"{view.path}: {view.level} groups, {len(view.groups)} present{share}")
+    return 0
+
+
+def _run_codebook_upgrade(args: argparse.Namespace) -> int:
+    from .codebook import upgrade
+    for path in args.codebooks:
+        codebook, changed = upgrade(path)
+        print(f"{path}: {'upgraded (cluster tree and embedding basis added)' if changed else 'already complete'}; "
+              f"sha256 {codebook.sha256[:12]}")
     return 0
 
 

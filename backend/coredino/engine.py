@@ -7,6 +7,7 @@ parameter dataclasses of :mod:`coredino.params` and a :class:`~coredino.progress
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 import glob
 import os
 import time
@@ -27,6 +28,7 @@ from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .errors import UserError
 from .explore.embeddings import EmbeddingWriter
+from .explore.levels import group_areas, level_lookup, level_qml
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
 from .raster import RasterSource, open_raster_source
@@ -82,8 +84,14 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         rgb_output = rgb_path(params.output) if opts.rgb else None
         tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
         tags["MODEL_LICENSE"] = license
-        with ClassWriter(params.output, out_grid, codebook.colors, tags) as writer, \
-                _embedding_writer(params.output, out_grid, encoder.dim, tags, opts) as embed:
+        colors, legend, lookup = codebook.colors, None, None
+        if opts.level is not None:
+            groups, colors = level_lookup(codebook, opts.level)
+            lookup = torch.from_numpy(groups.astype(np.int64)).to(device)
+            tags["LEVEL"] = str(opts.level)
+            legend = partial(_level_legend, colors=colors, area=out_grid.gsd ** 2)
+        with ClassWriter(params.output, out_grid, colors, tags, legend) as writer, \
+                _embedding_writer(params.output, out_grid, encoder.dim, tags, opts, codebook) as embed:
             n_tiles = 0
             rows = _RowWriter(writer, grid.cells_x)
             pending = None
@@ -92,7 +100,8 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
                 # one assignment per batch on the encoder's device, valid core cells only; on
                 # CUDA the ids come back asynchronously and are written while the next batch runs
                 feats, keep = encoded.core_features()
-                ids = assigner(feats).to("cpu", non_blocking=True)
+                ids = assigner(feats)
+                ids = (ids if lookup is None else lookup[ids]).to("cpu", non_blocking=True)
                 arrived = None
                 if feats.device.type == "cuda":
                     arrived = torch.cuda.Event()
@@ -218,11 +227,19 @@ def _centred_start(size: int, tile: int, stride: int) -> int:
     return (((size - tile) // stride + 1) * stride + tile - size) // 2
 
 
-def _embedding_writer(output: str, grid, dim: int, tags: dict[str, str], opts: ClassifyOptions):
-    """``<output stem>_embeddings.tif``'s writer when ``opts.embeddings``, else a no-op context (None)."""
+def _level_legend(present: dict[int, int], colors: np.ndarray, area: float) -> str:
+    counts = np.zeros(len(colors), np.int64)
+    counts[list(present)] = list(present.values())
+    return level_qml(group_areas(counts, None, colors, area))
+
+
+def _embedding_writer(output: str, grid, dim: int, tags: dict[str, str], opts: ClassifyOptions,
+                      codebook: Codebook):
+    """``<output stem>_embeddings.tif``'s writer (in the codebook's basis) when ``opts.embeddings``,
+    else a no-op context (None)."""
     if not opts.embeddings:
         return contextlib.nullcontext()
-    return EmbeddingWriter(embeddings_path(output), grid, dim, tags)
+    return EmbeddingWriter(embeddings_path(output), grid, dim, tags, basis=codebook.basis)
 
 
 def _write_ids(rows: "_RowWriter", tiles: list, keep: np.ndarray, ids: torch.Tensor,
@@ -289,7 +306,7 @@ def _made_with(output: Path, codebook: Codebook) -> bool:
         return False
     try:
         ds = gdal.Open(str(output))
-        same = ds.GetMetadataItem("CODEBOOK_SHA256") == codebook.sha256
+        same = ds.GetMetadataItem("CODEBOOK_SHA256") in codebook.identities
         ds = None
         return same
     except RuntimeError:

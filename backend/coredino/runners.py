@@ -8,6 +8,8 @@ from coredino_contract import JOB_KINDS, FitResult, kind_of
 
 from . import engine
 from .cluster import cluster
+from .explore.learn import learn
+from .explore.levels import level_views
 from .explore.polygonize import polygonize
 from .explore.reclassify import reclassify
 from .explore.similar import similar
@@ -23,7 +25,8 @@ def _fit(params: FitParams, progress: Progress) -> FitResult:
 
 RUNNERS: dict[str, Callable[[Any, Progress], Any]] = {
     "classify": engine.classify, "batch": engine.batch, "fit-codebook": _fit, "cluster": cluster,
-    "similar": similar, "reclassify": reclassify, "polygonize": polygonize}
+    "similar": similar, "reclassify": reclassify, "polygonize": polygonize, "levels": level_views,
+    "learn": learn}
 
 
 def run(params: Any, progress: Optional[Progress] = None) -> Any:

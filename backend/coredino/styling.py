@@ -53,10 +53,15 @@ def cluster_qml(counts: Mapping[int, int], colors: Sequence[Sequence[int]]) -> s
     return paletted_qml((cid, colors[cid], cluster_label(cid, n, total)) for cid, n in ranked)
 
 
+def ramp_qml(stops: Iterable[tuple[float, str, int, str]]) -> str:
+    """An interpolated colour-ramp style from (value, #rrggbb, alpha, label) stops, lowest first."""
+    stops = list(stops)
+    items = "\n".join(f'          <item value="{value}" color="{color}" alpha="{alpha}" label={quoteattr(label)}/>'
+                      for value, color, alpha, label in stops)
+    return _DOCUMENT.format(renderer=_PSEUDOCOLOR.format(lo=stops[0][0], hi=stops[-1][0], items=items))
+
+
 def similarity_qml(lo: float, hi: float) -> str:
     """The similarity ramp from ``lo`` (transparent) to ``hi`` (opaque yellow)."""
-    items = []
-    for position, color, alpha in SIMILARITY_RAMP:
-        value = lo + position * (hi - lo)
-        items.append(f'          <item value="{value}" color="{color}" alpha="{alpha}" label="{value:.2f}"/>')
-    return _DOCUMENT.format(renderer=_PSEUDOCOLOR.format(lo=lo, hi=hi, items="\n".join(items)))
+    values = [(lo + position * (hi - lo), color, alpha) for position, color, alpha in SIMILARITY_RAMP]
+    return ramp_qml((value, color, alpha, f"{value:.2f}") for value, color, alpha in values)

@@ -7,7 +7,7 @@ Nothing is left at the output path when a job fails or is cancelled.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from osgeo import gdal
@@ -33,7 +33,10 @@ class ClassWriter:
     temporary file.
     """
 
-    def __init__(self, path: str, grid: Grid, colors: np.ndarray, tags: dict[str, str]):
+    def __init__(self, path: str, grid: Grid, colors: np.ndarray, tags: dict[str, str],
+                 legend: Optional[Callable[[dict[int, int]], str]] = None):
+        """legend: the .qml text for the ids present (id -> cells); default: clusters, largest first."""
+        self.legend = legend
         self.k = len(colors)
         if self.k > 65535:
             raise ValueError("at most 65535 classes fit a UInt16 COG")
@@ -60,6 +63,7 @@ class ClassWriter:
         """Publish the COG (and optional RGBA COG); return its class counts by id."""
         present = {int(i): int(n) for i, n in enumerate(self.counts) if n}
         qml = self._cog.sidecar(style_path(str(self._cog.path)))
-        qml.write_text(cluster_qml(present, self.colors), encoding="utf-8")
+        text = cluster_qml(present, self.colors) if self.legend is None else self.legend(present)
+        qml.write_text(text, encoding="utf-8")
         self._cog.publish(self.tags, colors=self.colors, rgba=rgb_path)
         return present

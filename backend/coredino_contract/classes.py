@@ -33,6 +33,15 @@ def class_color(index: int) -> tuple[int, int, int]:
     return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
+def class_name(name: object, where: str = "classes") -> str:
+    """``name`` stripped, or a one-line :class:`UserError` when it cannot name a class."""
+    clean = str(name).strip() if isinstance(name, str) else ""
+    if not clean or clean.lower() == UNCLASSIFIED or len(clean) > 100:
+        raise UserError(f"{where}: class name {name!r} is not allowed (non-empty, at most 100 "
+                        f"characters, not '{UNCLASSIFIED}')")
+    return clean
+
+
 def validate(classes: object, k: int, where: str = "classes") -> dict[str, list[int]]:
     """Class name -> sorted unique cluster ids, or a one-line :class:`UserError`."""
     if not isinstance(classes, dict) or not classes:
@@ -42,10 +51,7 @@ def validate(classes: object, k: int, where: str = "classes") -> dict[str, list[
     owner: dict[int, str] = {}
     out: dict[str, list[int]] = {}
     for name, ids in classes.items():
-        clean = str(name).strip() if isinstance(name, str) else ""
-        if not clean or clean.lower() == UNCLASSIFIED or len(clean) > 100:
-            raise UserError(f"{where}: class name {name!r} is not allowed (non-empty, at most 100 "
-                            f"characters, not '{UNCLASSIFIED}')")
+        clean = class_name(name, where)
         if clean in out:
             raise UserError(f"{where}: class {clean!r} is given twice")
         if not isinstance(ids, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool)

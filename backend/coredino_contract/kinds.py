@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .codec import from_json, to_json
-from .params import BatchParams, ClassifyParams, ClusterParams, FitParams, PolygonizeParams, ReclassifyParams, SimilarParams
-from .results import BatchResult, ClassifyResult, ClusterResult, FitResult, PolygonizeResult, ReclassifyResult, SimilarResult
+from .params import (BatchParams, ClassifyParams, ClusterParams, FitParams, LearnParams, LevelsParams,
+                     PolygonizeParams, ReclassifyParams, SimilarParams)
+from .results import (BatchResult, ClassifyResult, ClusterResult, FitResult, LearnResult, LevelsResult,
+                      PolygonizeResult, ReclassifyResult, SimilarResult)
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -35,6 +37,8 @@ JOB_KINDS: dict[str, JobKind] = {kind.name: kind for kind in (
     JobKind("similar", SimilarParams, SimilarResult, "Find similar"),
     JobKind("reclassify", ReclassifyParams, ReclassifyResult, "The class map"),
     JobKind("polygonize", PolygonizeParams, PolygonizeResult, "Polygonize"),
+    JobKind("levels", LevelsParams, LevelsResult, "The coarser views"),
+    JobKind("learn", LearnParams, LearnResult, "Learn"),
 )}
 
 

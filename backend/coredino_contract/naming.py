@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 #: GDAL metadata items that mark an output derived from a classification (not a cluster map)
-DERIVED_TAGS = ("CLASS_NAMES", "COREDINO_SIMILARITY", "COREDINO_EMBEDDINGS")
+DERIVED_TAGS = ("CLASS_NAMES", "COREDINO_SIMILARITY", "COREDINO_EMBEDDINGS", "LEVEL", "COREDINO_SCORE")
 
 
 def sibling(path: str, suffix: str) -> str:
@@ -32,6 +32,26 @@ def areas_path(class_map_path: str) -> str:
 def codebook_path(cluster_map_path: str) -> str:
     """The codebook ``cluster`` fits and saves beside its map: ``<stem>.codebook.npz``."""
     return sibling(cluster_map_path, ".codebook.npz")
+
+
+def levels_dir(classes_path: str) -> str:
+    """The folder of a cluster map's coarser views (``levels``): ``<stem>_levels``."""
+    return sibling(classes_path, "_levels")
+
+
+def level_view_path(classes_path: str, level: int) -> str:
+    """The VRT view of a cluster map at ``level`` groups: ``<stem>_levels/level<N>.vrt``."""
+    return str(Path(levels_dir(classes_path)) / f"level{int(level)}.vrt")
+
+
+def confidence_path(learned_path: str) -> str:
+    """The winning probability (%) of a learned map (``learn``)."""
+    return sibling(learned_path, "_confidence.tif")
+
+
+def margin_path(learned_path: str) -> str:
+    """The gap between the two most probable classes (%) of a learned map (``learn``)."""
+    return sibling(learned_path, "_margin.tif")
 
 
 def style_path(raster_path: str) -> str:

@@ -118,6 +118,8 @@ class ClassifyOptions:
                 waits for the compilation, so it pays off on long GPU runs only).
     embeddings: also write ``<output stem>_embeddings.tif`` (same grid, PCA-reduced patch
                 embeddings) for exploring: similar places, without re-running the encoder.
+    level:      write the map at this many groups of the codebook's cluster tree instead of its
+                clusters (see LevelsParams); None: clusters.
     """
 
     codebook: Optional[str] = None
@@ -128,9 +130,11 @@ class ClassifyOptions:
     rgb: bool = False
     compile: bool = False
     embeddings: bool = False
+    level: Optional[int] = None
 
     def validate(self) -> None:
-        """Nothing to check before the raster is opened (bands) and the device chosen (batch size)."""
+        """Only the level: the rest needs the raster (bands) and the device (batch size)."""
+        _at_least(self.level, 1, "--level")
 
 
 @dataclass
@@ -296,3 +300,100 @@ class ClusterParams:
         _at_least(self.niter, 1, "--niter")
         _at_least(self.max_features, self.k, "--max-features")
         _check_tiling(self.gsd, self.tile, self.border)
+
+
+CLASSIFIERS = ("logistic", "knn")
+
+
+def standard_levels(k: int) -> list[int]:
+    """The detail levels of a codebook of ``k`` clusters: 2, 4, 8, ... below k (the views
+    ``levels`` writes by default), then k itself (full detail)."""
+    levels, n = [], 2
+    while n < k:
+        levels.append(n)
+        n *= 2
+    return levels + [k]
+
+
+@dataclass
+class LevelsParams:
+    """A classification at coarser levels: groups of clusters from the codebook's merge tree.
+
+    input:    a cluster map written by classify (without ``level``).
+    levels:   numbers of groups (default: 2, 4, 8, ... below the codebook's k).
+    output:   with one level, write that level as a COG (with .qml and _areas.csv) instead of the
+              VRT views beside the input (``naming.level_view_path``).
+    codebook: the codebook that made the map (default: the bundled one, or the file the map names
+              beside it); its hash must match the map's.
+    """
+
+    input: str
+    levels: list[int] = field(default_factory=list)
+    output: Optional[str] = None
+    codebook: Optional[str] = None
+
+    def validate(self) -> None:
+        for level in self.levels:
+            _at_least(level, 1, "--level")
+        if self.output is not None and len(set(self.levels)) != 1:
+            raise UserError("give exactly one --level to write a coarse map (-o); without -o every "
+                            "level is written as a view")
+
+
+@dataclass
+class SimilarExamples:
+    """Cells of a similarity map (``similar``) at or above ``threshold`` as examples of ``name``."""
+
+    name: str
+    path: str
+    threshold: float
+
+
+@dataclass
+class LearnParams:
+    """Train (or apply) a classifier of a classification's kept embeddings: a named class map.
+
+    input:          a classification with ``_embeddings.tif`` beside it (or the embeddings file).
+    output:         the named class map COG (``_areas.csv``, ``_confidence.tif``, ``_margin.tif``
+                    and styles beside it).
+    points:         class name -> clicked (x, y) points in the map's CRS.
+    examples:       a vector file (GeoPackage, GeoJSON, any OGR format; points or polygons, any
+                    CRS) whose ``class_field`` names the class.
+    similar:        similarity maps above a threshold as examples.
+    classifier:     ``logistic`` (default) or ``knn``.
+    model:          a saved ``.classifier.json`` to apply instead of training (no examples then).
+    save_model:     save the trained classifier (plain JSON) here.
+    min_confidence: cells whose winning probability is below this stay 0 (unclassified).
+    confidence:     also write the confidence and margin maps.
+    """
+
+    input: str
+    output: str
+    points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    examples: Optional[str] = None
+    class_field: Optional[str] = None
+    similar: list[SimilarExamples] = field(default_factory=list)
+    classifier: str = "logistic"
+    model: Optional[str] = None
+    save_model: Optional[str] = None
+    min_confidence: float = 0.0
+    confidence: bool = True
+
+    def validate(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise UserError(f"classifier {self.classifier!r}: choose one of {', '.join(CLASSIFIERS)}")
+        if not (isinstance(self.min_confidence, (int, float)) and 0 <= self.min_confidence <= 1):
+            raise UserError(f"--min-confidence must be between 0 and 1, not {self.min_confidence!r}")
+        has_examples = bool(self.points or self.examples or self.similar)
+        if self.model and has_examples:
+            raise UserError("give either examples to train on or a saved --model to apply, not both")
+        if not self.model and not has_examples:
+            raise UserError("give examples (--examples FILE --field NAME, --point NAME=X,Y or --similar) "
+                            "or a saved --model")
+        if self.examples and not self.class_field:
+            raise UserError(f"{self.examples}: give the field that names the class (--field)")
+        for name, points in self.points.items():
+            for point in points:
+                if len(point) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in point):
+                    raise UserError(f"class {name!r}: point {list(point)!r}: give two finite numbers x,y "
+                                    f"in the raster's CRS")

@@ -121,3 +121,53 @@ class PolygonizeResult:
     area_m2: float
     area_ha: float
     seconds: float = 0.0
+
+
+@dataclass
+class GroupArea:
+    group: int
+    color: str  # #rrggbb
+    clusters: Optional[int]  # clusters of the map in this group (None: not known)
+    cells: int
+    area_m2: float
+
+
+@dataclass
+class LevelView:
+    level: int
+    path: str  # the .vrt view, or the COG when LevelsParams.output is given
+    qml: str
+    groups: list[GroupArea] = field(default_factory=list)  # the groups present, largest first
+    csv: Optional[str] = None  # areas CSV of a coarse COG
+
+
+@dataclass
+class LevelsResult:
+    input: str
+    views: list[LevelView] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class ClassScore:
+    name: str
+    examples: int  # points, polygons or similarity cells
+    cells: int  # training cells
+    accuracy: Optional[float]  # cross-validated recall; None without cross-validation
+
+
+@dataclass
+class LearnResult:
+    output: str
+    csv: str
+    confidence: Optional[str]
+    margin: Optional[str]
+    model: Optional[str]
+    classifier: str
+    classes: list[ClassArea] = field(default_factory=list)
+    scores: list[ClassScore] = field(default_factory=list)
+    accuracy: Optional[float] = None  # cross-validated overall accuracy
+    confusion: Optional[list[list[int]]] = None  # true class (rows) x predicted (columns)
+    skipped: int = 0  # examples outside the map or on nodata
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage

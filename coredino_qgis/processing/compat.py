@@ -5,10 +5,12 @@ from qgis.core import Qgis, QgsProcessing, QgsProcessingParameterFile, QgsProces
 try:
     RASTER_SOURCE = Qgis.ProcessingSourceType.Raster
     POINT_SOURCE = Qgis.ProcessingSourceType.VectorPoint
+    POLYGON_SOURCE = Qgis.ProcessingSourceType.VectorPolygon
     FOLDER = Qgis.ProcessingFileParameterBehavior.Folder
     INTEGER = Qgis.ProcessingNumberParameterType.Integer
 except AttributeError:  # QGIS < 3.36
     RASTER_SOURCE = QgsProcessing.SourceType.TypeRaster
     POINT_SOURCE = QgsProcessing.SourceType.TypeVectorPoint
+    POLYGON_SOURCE = QgsProcessing.SourceType.TypeVectorPolygon
     FOLDER = QgsProcessingParameterFile.Behavior.Folder
     INTEGER = QgsProcessingParameterNumber.Type.Integer

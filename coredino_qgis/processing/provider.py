@@ -12,6 +12,8 @@ from .batch_classify_algorithm import BatchClassifyAlgorithm
 from .classify_algorithm import ClassifyAlgorithm
 from .cluster_algorithm import ClusterAlgorithm
 from .fit_codebook_algorithm import FitCodebookAlgorithm
+from .learn_algorithm import LearnAlgorithm
+from .levels_algorithm import LevelsAlgorithm
 from .polygonize_algorithm import PolygonizeAlgorithm
 from .reclassify_algorithm import ReclassifyAlgorithm
 from .similar_algorithm import SimilarAlgorithm
@@ -38,5 +40,6 @@ class CoredinoProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         for algorithm in (ClassifyAlgorithm(), BatchClassifyAlgorithm(), FitCodebookAlgorithm(),
-                          ClusterAlgorithm(), SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm()):
+                          ClusterAlgorithm(), SimilarAlgorithm(), ReclassifyAlgorithm(), PolygonizeAlgorithm(),
+                          LearnAlgorithm(), LevelsAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -1,5 +1,6 @@
-"""Session fixtures: a small codebook fitted on the shipped real crops (core-dino n, layer 16), and
-the geocentroids set-up (random DINOv2-reg, synthetic centroids, the real colour map)."""
+"""Session fixtures: a small codebook fitted on the shipped real crops (core-dino n, layer 16), the
+geocentroids set-up (random DINOv2-reg, synthetic centroids, the real colour map), and a labelled
+Kampala patch classified with the bundled codebook and its embeddings kept."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,8 @@ from osgeo import gdal
 
 from coredino.codebook.importer import import_codebook
 from coredino.encoders import ModelSpec
-from coredino.engine import fit_codebook
-from coredino.params import FitParams
+from coredino.engine import classify, fit_codebook
+from coredino.params import ClassifyOptions, ClassifyParams, FitParams
 from geocentroids_notebook import save_random_dinov2_reg
 
 
@@ -35,3 +36,16 @@ def geo(tmp_path_factory, data, demo_raster):
     import_codebook(str(root / "centroids_6k.npy"), str(data / "geocentroids_color_map_rgb_6k.npy"),
                     "geocentroids", book, variant=str(model))
     return dict(root=root, model=model, centroids=centroids, crop=crop, book=book)
+
+
+@pytest.fixture(scope="session")
+def kampala(tmp_path_factory, data):
+    """The labelled patch with a nodata hole (its top-left 96 x 64 px zeroed; nodata 0) so that every
+    output has nodata cells to carry over."""
+    folder = tmp_path_factory.mktemp("explore")
+    source, out = folder / "kampala_holed.tif", folder / "kampala_classes.tif"
+    ds = gdal.Translate(str(source), str(data / "kampala_patch1_0p30m_3857.tif"), format="GTiff")
+    ds.WriteRaster(0, 0, 96, 64, bytes(3 * 96 * 64))
+    ds = None
+    result = classify(ClassifyParams(str(source), str(out), ClassifyOptions(embeddings=True, device="cpu")))
+    return result, source, out

@@ -1,7 +1,7 @@
 """Exploring a classification on real imagery: embeddings file, similarity, named classes, polygons.
 
-One classification of a labelled Kampala patch (768 x 512 px at 0.30 m, OSM building mask) with
-the bundled default codebook, kept for the module.
+The classification is the session fixture ``kampala`` (tests/backend/conftest.py): a labelled
+Kampala patch (768 x 512 px at 0.30 m, OSM building mask) with the bundled default codebook.
 """
 
 import json
@@ -28,19 +28,6 @@ from coredino.params import (ClassifyOptions, ClassifyParams, PolygonizeParams, 
 from coredino.progress import Progress
 from coredino.raster import open_raster_source
 
-
-
-@pytest.fixture(scope="module")
-def kampala(tmp_path_factory, data):
-    """The labelled patch with a nodata hole (its top-left 96 x 64 px zeroed; nodata 0) so that every
-    output has nodata cells to carry over."""
-    folder = tmp_path_factory.mktemp("explore")
-    source, out = folder / "kampala_holed.tif", folder / "kampala_classes.tif"
-    ds = gdal.Translate(str(source), str(data / "kampala_patch1_0p30m_3857.tif"), format="GTiff")
-    ds.WriteRaster(0, 0, 96, 64, bytes(3 * 96 * 64))
-    ds = None
-    result = classify(ClassifyParams(str(source), str(out), ClassifyOptions(embeddings=True, device="cpu")))
-    return result, source, out
 
 
 def cell_area(path):

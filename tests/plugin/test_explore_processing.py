@@ -1,4 +1,4 @@
-"""coredino:similar, coredino:reclassify and coredino:polygonize through Processing and the REAL backend."""
+"""coredino:similar, :reclassify, :polygonize, :learn and :levels through Processing and the REAL backend."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from osgeo import gdal, ogr
-from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingException, QgsVectorLayer
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingException, QgsRectangle, QgsVectorLayer
 
 
 
@@ -58,3 +58,41 @@ def test_similar_reclassify_polygonize_algorithms(provider, use_backend, classif
     with pytest.raises(QgsProcessingException, match="is outside"):
         processing.run("coredino:similar", {"INPUT": str(classified), "POSITIVES": points(crs, [(0, 0)]),
                                             "OUTPUT": str(tmp_path / "bad.tif")})
+
+
+def test_learn_and_levels_algorithms(provider, use_backend, classified, tmp_path):
+    """A memory polygon layer with a class field (exported for the backend) and the coarser map."""
+    import processing
+    from qgis.core import QgsField
+    from qgis.PyQt.QtCore import QVariant
+
+    ds = gdal.Open(str(classified))
+    gt = ds.GetGeoTransform()
+    crs = "EPSG:" + ds.GetSpatialRef().GetAuthorityCode(None)
+    ids = ds.ReadAsArray()
+    layer = QgsVectorLayer(f"Polygon?crs={crs}", "examples", "memory")
+    layer.dataProvider().addAttributes([QgsField("kind", QVariant.String)])
+    layer.updateFields()
+    features = []
+    for kind, (c0, r0) in (("a", (2, 2)), ("a", (2, 20)), ("b", (20, 2)), ("b", (20, 20))):
+        x0, y0 = gt[0] + c0 * gt[1], gt[3] + r0 * gt[5]
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0, y0 + 8 * gt[5], x0 + 8 * gt[1], y0)))
+        feature.setAttribute("kind", kind)
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    result = processing.run("coredino:learn", {"INPUT": str(classified), "EXAMPLES": layer, "FIELD": "kind",
+                                               "CLASSIFIER": 1, "OUTPUT": str(tmp_path / "learned.tif"),
+                                               "MODEL": str(tmp_path / "m.classifier.json")})
+    learned = gdal.Open(result["OUTPUT"])
+    assert json.loads(learned.GetMetadataItem("CLASS_NAMES")) == ["unclassified", "a", "b"]
+    values = learned.ReadAsArray()
+    assert np.array_equal(values == 255, ids == 65535) and set(np.unique(values[ids != 65535])) <= {1, 2}
+    assert result["CONFIDENCE"] == str(tmp_path / "learned_confidence.tif") and gdal.Open(result["MARGIN"])
+    assert "a" in open(result["AREAS"]).read() and (tmp_path / "m.classifier.json").is_file()
+
+    result = processing.run("coredino:levels", {"INPUT": str(classified), "LEVEL": 8,
+                                                "OUTPUT": str(tmp_path / "coarse8.tif")})
+    coarse = gdal.Open(result["OUTPUT"])
+    assert coarse.GetMetadataItem("LEVEL") == "8" and coarse.ReadAsArray()[ids != 65535].max() < 8
+    assert result["AREAS"] == str(tmp_path / "coarse8_areas.csv")

@@ -32,7 +32,7 @@ def test_load_and_unload_leave_nothing_behind(qgis_iface, qgis_processing, plugi
     assert provider is not None
     assert sorted(a.id() for a in provider.algorithms()) == [
         "coredino:batch_classify", "coredino:classify", "coredino:cluster", "coredino:fit_codebook",
-        "coredino:polygonize", "coredino:reclassify", "coredino:similar"]
+        "coredino:learn", "coredino:levels", "coredino:polygonize", "coredino:reclassify", "coredino:similar"]
     dock_action, settings_action, explore_action = plugin.dock_action, plugin.settings_action, plugin.explore_action
     assert explore_action.text() == "coredino explore"
     explore_action.setChecked(True)  # the explore dock is created when first shown, removed on unload

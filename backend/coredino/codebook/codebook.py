@@ -19,6 +19,8 @@ from .. import __version__
 from ..atomic import atomic_open
 from ..encoders.weights import sha256_file
 from ..errors import UserError
+from .basis import basis_id, fit_basis
+from .hierarchy import merge_tree
 
 FORMAT = "coredino-codebook/1"
 METRICS = FIT_METRICS + ("ip",)  # ip: inner product with the centroids as stored (imported ones)
@@ -28,6 +30,8 @@ ENCODER_KEYS = MATCH_KEYS + ("patch", "weights_uri")
 RECIPE_KEYS = ENCODER_KEYS + (
     "tile", "border", "gsd", "k", "seed", "n_features", "sources", "coredino_version", "created",
 )
+OPTIONAL_ARRAYS = ("tree_merges", "basis_mean", "basis_components")  # absent in files before 0.2
+_TREES: dict[str, np.ndarray] = {}  # trees computed for files without one, by file sha256 (3 s at k=6000)
 FIX = "pass --model/--weights matching the codebook, or fit a new one with `coredino fit-codebook`"
 
 
@@ -56,6 +60,9 @@ class Codebook:
     metric: str  # "cosine" or "l2"
     recipe: dict
     path: Optional[Path] = field(default=None, repr=False)
+    tree_merges: Optional[np.ndarray] = field(default=None, repr=False)  # hierarchy.merge_tree
+    basis_mean: Optional[np.ndarray] = field(default=None, repr=False)  # basis.fit_basis
+    basis_components: Optional[np.ndarray] = field(default=None, repr=False)
     _sha256: Optional[str] = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +79,16 @@ class Codebook:
         missing = [key for key in RECIPE_KEYS if key not in self.recipe]
         if missing:
             raise ValueError(f"recipe lacks {', '.join(missing)}")
+        if self.tree_merges is not None:
+            self.tree_merges = np.asarray(self.tree_merges, np.int32)
+            if self.tree_merges.shape != (self.k - 1, 2) or (self.k > 1 and (
+                    self.tree_merges.min() < 0 or self.tree_merges.max() >= 2 * self.k - 2)):
+                raise ValueError(f"tree_merges must be ({self.k - 1}, 2) node ids below {2 * self.k - 1}")
+        if (self.basis_mean is None) != (self.basis_components is None):
+            raise ValueError("basis_mean and basis_components go together")
+        if self.basis_mean is not None and (self.basis_mean.shape != (self.dim,) or np.ndim(
+                self.basis_components) != 2 or np.shape(self.basis_components)[1] != self.dim):
+            raise ValueError(f"basis must be a ({self.dim},) mean and (dims, {self.dim}) components")
         if (self.recipe["k"], self.recipe["dim"]) != self.centroids.shape:
             raise ValueError(f"recipe says k={self.recipe['k']}, dim={self.recipe['dim']} but "
                              f"centroids are {self.centroids.shape[0]} x {self.centroids.shape[1]}")
@@ -83,6 +100,39 @@ class Codebook:
     @property
     def dim(self) -> int:
         return int(self.centroids.shape[1])
+
+    @property
+    def merges(self) -> np.ndarray:
+        """The merge tree of the centroids (:mod:`.hierarchy`); computed when the file has none."""
+        if self.tree_merges is None:
+            key = self.sha256
+            if key is None or key not in _TREES:
+                tree = merge_tree(self.centroids, self.metric)
+                if key is None:
+                    return tree
+                _TREES[key] = tree
+            self.tree_merges = _TREES[key]
+        return self.tree_merges
+
+    @property
+    def basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, components) of the embedding basis (:mod:`.basis`); computed when the file has none."""
+        if self.basis_mean is None or self.basis_components is None:
+            self.basis_mean, self.basis_components = fit_basis(self.centroids, self.metric)
+        return self.basis_mean, self.basis_components
+
+    @property
+    def basis_id(self) -> str:
+        return basis_id(*self.basis)
+
+    @property
+    def identities(self) -> set[str]:
+        """SHA-256s naming this codebook: the file's, and the file's before `coredino codebook upgrade`."""
+        return {s for s in (self.sha256, *self.recipe.get("sha256_before_upgrade", [])) if s}
+
+    def is_complete(self) -> bool:
+        """True when the file holds the merge tree and the embedding basis."""
+        return all(getattr(self, name) is not None for name in OPTIONAL_ARRAYS)
 
     @property
     def sha256(self) -> Optional[str]:
@@ -97,7 +147,8 @@ class Codebook:
         with atomic_open(path) as f:
             np.savez_compressed(
                 f, format=np.array(FORMAT), centroids=self.centroids, colors=self.colors,
-                metric=np.array(self.metric), recipe=np.array(json.dumps(self.recipe)))
+                metric=np.array(self.metric), recipe=np.array(json.dumps(self.recipe)),
+                tree_merges=self.merges, basis_mean=self.basis[0], basis_components=self.basis[1])
         self.path, self._sha256 = path, None
 
     @classmethod
@@ -115,11 +166,13 @@ class Codebook:
                 if "format" not in npz.files or str(npz["format"]) != FORMAT:
                     raise ValueError("no coredino codebook format marker")
                 arrays = {name: npz[name] for name in ("centroids", "colors", "metric", "recipe")}
+                extra = {name: npz[name] for name in OPTIONAL_ARRAYS if name in npz.files}
             recipe = json.loads(str(arrays["recipe"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise UserError(f"{path} is not a coredino codebook or is corrupt ({exc}): {refit}") from None
         try:
-            return cls(arrays["centroids"], arrays["colors"], str(arrays["metric"]), recipe, path=path)
+            return cls(arrays["centroids"], arrays["colors"], str(arrays["metric"]), recipe, path=path,
+                       **extra)
         except ValueError as exc:
             raise UserError(f"codebook {path} is inconsistent ({exc}): {refit}") from None
 
@@ -154,3 +207,19 @@ class Codebook:
             "created": r["created"],
             "coredino_version": r["coredino_version"],
         }
+
+
+def upgrade(path: str | os.PathLike) -> tuple[Codebook, bool]:
+    """Add the merge tree and the embedding basis to a codebook file that lacks them, atomically.
+
+    Returns (codebook, changed). The file's SHA-256 changes; the old one is kept in the recipe's
+    ``sha256_before_upgrade`` so maps classified before still find their codebook (``identities``).
+    """
+    codebook = Codebook.load(path)
+    if codebook.is_complete():
+        return codebook, False
+    before = codebook.sha256
+    codebook.recipe = {**codebook.recipe,
+                       "sha256_before_upgrade": [*codebook.recipe.get("sha256_before_upgrade", []), before]}
+    codebook.save(path)
+    return codebook, True

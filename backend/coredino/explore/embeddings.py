@@ -1,9 +1,12 @@
 """``<output stem>_embeddings.tif``: the patch embeddings of a classification, kept for exploring.
 
 Same grid as the classification (one cell per encoder patch). What a cell holds: its feature
-vector scaled to unit length (the codebook's cosine geometry), centred on the raster's mean and
-projected on the raster's first principal components (``dims``, 32 by default), fitted on a
-uniform sample of the raster's own cells. Stored as Int16 with a per-band scale and offset
+vector scaled to unit length (the codebook's cosine geometry), centred and projected on a PCA
+basis (``dims``, 32 by default). ``coredino classify`` uses its codebook's basis
+(:mod:`coredino.codebook.basis`, tag ``BASIS=codebook``), so every raster classified with one
+codebook shares one space and a classifier or query travels between them; files written before
+(or by a writer given no basis) hold a basis fitted on a uniform sample of the raster's own cells
+(``BASIS=raster``). ``BASIS_SHA256`` names the basis either way. Stored as Int16 with a per-band scale and offset
 (GDAL's band scale/offset: ``value = raw * scale + offset``, exact min/max of every band mapped
 to +-32767, so the quantisation step is 1/65534 of the band's range) and nodata -32768; a tiled,
 pixel-interleaved DEFLATE GeoTIFF (one block holds whole vectors). The mean and the components
@@ -30,6 +33,7 @@ from osgeo import gdal
 
 from ..atomic import temp_name
 from ..codebook import Reservoir
+from ..codebook.basis import basis_id
 from ..errors import UserError
 from ..progress import Progress
 from .rasters import open_dataset, same_grid
@@ -83,11 +87,13 @@ class EmbeddingWriter:
     """
 
     def __init__(self, path: str, grid, dim: int, tags: dict[str, str], dims: int = DEFAULT_DIMS,
-                 sample: int = SAMPLE, seed: int = 0):
+                 sample: int = SAMPLE, seed: int = 0,
+                 basis: Optional[tuple[np.ndarray, np.ndarray]] = None):
         self.path = Path(path)
         self.width, self.height, self.dim = grid.width, grid.height, dim
         self.grid = grid
-        self.dims = min(dims, dim)
+        self.basis = basis
+        self.dims = min(dims, dim) if basis is None else len(basis[1])
         self.tags = dict(tags)
         self.reservoir = Reservoir(sample, dim, seed)
         self._scratch = temp_name(self.path, ".features.f16")
@@ -131,7 +137,11 @@ class EmbeddingWriter:
     def finish(self, progress: Optional[Progress] = None) -> str:
         """Fit the PCA, write the Int16 file, rename it into place; returns its path."""
         progress = progress or Progress()
-        mean, components, explained = fit_pca(self.reservoir.sample(), self.dims)
+        if self.basis is None:
+            mean, components, explained = fit_pca(self.reservoir.sample(), self.dims)
+        else:
+            mean, components = self.basis
+            explained = _explained(self.reservoir.sample(), mean, components)
         rows = max(1, min(self.height, _CHUNK // max(1, self.width * self.dim)))
         rows = rows - rows % 256 if rows >= 256 else rows  # whole blocks of the output when possible
         lo = np.full(self.dims, np.inf)
@@ -182,10 +192,21 @@ class EmbeddingWriter:
         ds.SetMetadata({**self.tags, "COREDINO_EMBEDDINGS": FORMAT, "EMBEDDING_DIMS": str(self.dims),
                         "FEATURE_DIM": str(self.dim), "FEATURES": "unit length, centred, PCA",
                         "PCA_SAMPLE": str(len(self.reservoir.sample())),
+                        "BASIS": "raster" if self.basis is None else "codebook",
+                        "BASIS_SHA256": basis_id(mean, components),
                         "PCA_EXPLAINED_VARIANCE": f"{float(explained.sum()):.4f}"})
         ds.SetMetadata({"MEAN": _b64(mean), "COMPONENTS": _b64(components),
                         "EXPLAINED": json.dumps([round(float(e), 6) for e in explained])}, DOMAIN)
         return ds
+
+
+def _explained(sample: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Share of the sample's variance along each of the given (orthonormal) components."""
+    if len(sample) == 0:
+        return np.zeros(len(components), np.float32)
+    centred = sample - sample.mean(0)
+    total = max(float((centred ** 2).sum()), 1e-30)
+    return (((centred @ components.T) ** 2).sum(0) / total).astype(np.float32)
 
 
 class EmbeddingFile:
@@ -207,6 +228,7 @@ class EmbeddingFile:
         except (KeyError, ValueError) as exc:
             raise UserError(f"{path}: its PCA basis is missing or corrupt ({exc}); classify again "
                             f"with --embeddings") from None
+        self.basis_id = tags.get("BASIS_SHA256") or basis_id(self.mean, self.components)
         bands = [self.ds.GetRasterBand(b + 1) for b in range(self.dims)]
         self.scale = np.array([band.GetScale() or 1.0 for band in bands], np.float32)
         self.offset = np.array([band.GetOffset() or 0.0 for band in bands], np.float32)

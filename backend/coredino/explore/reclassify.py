@@ -13,7 +13,7 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 from osgeo import gdal
@@ -72,32 +72,43 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
             values = lut[band.ReadAsArray(x, y, w, h)]
             counts += np.bincount(values.ravel(), minlength=256)
             out.write(x, y, values)
-        # unclassified: grey, transparent in the QML and RAT (a GeoTIFF colour table has no alpha)
-        colors = [(160, 160, 160, 0)] + [class_color(i) + (255,) for i in range(len(mapping))]
-        rows = [ClassArea(v, name, int(counts[v]), float(counts[v] * area), float(counts[v] * area / 1e4))
-                for v, name in enumerate(names)]
-        csv_path = areas_path(params.output)
-        out.sidecar(csv_path).write_text(_csv(rows), encoding="utf-8")
-        out.sidecar(style_path(params.output)).write_text(_qml(rows, colors), encoding="utf-8")
         keep = {key: tags[key] for key in ("MODEL", "WEIGHTS_SHA256", "CODEBOOK", "CODEBOOK_SHA256", "K",
                                            "GSD", "PATCH_PX", "SOURCE") if key in tags}
-        keep.update(CLASS_NAMES=json.dumps(names), CLASSES=json.dumps(mapping),
-                    CLUSTERS=Path(params.input).name)
-        output = out.publish(keep, colors, pam=lambda pam: _attach_rat(pam, rows, colors))
+        keep.update(CLASSES=json.dumps(mapping), CLUSTERS=Path(params.input).name)
+        output, csv_path, rows = publish_named(out, names, counts, area, keep)
     ds = None
     progress.update(1.0, "done")
     return ReclassifyResult(output, csv_path, rows, time.perf_counter() - start, mapping,
                             tags.get("CODEBOOK_SHA256"))
 
 
-def _csv(rows: list[ClassArea]) -> str:
-    total = max(1, sum(r.cells for r in rows))
+def publish_named(out: AtomicCOG, names: list[str], counts: np.ndarray, area: float,
+                  tags: dict[str, str]) -> tuple[str, str, list[ClassArea]]:
+    """Publish a written named-class map (values 0 unclassified, 1.. ``names[1:]``): colour table,
+    ``CLASS_NAMES`` tag, raster attribute table, .qml legend and areas CSV. Returns (map, csv, rows)."""
+    # unclassified: grey, transparent in the QML and RAT (a GeoTIFF colour table has no alpha)
+    colors = [(160, 160, 160, 0)] + [class_color(i) + (255,) for i in range(len(names) - 1)]
+    rows = [ClassArea(v, name, int(counts[v]), float(counts[v] * area), float(counts[v] * area / 1e4))
+            for v, name in enumerate(names)]
+    csv_path = areas_path(str(out.path))
+    out.sidecar(csv_path).write_text(areas_csv((r.value, r.name, r.cells, r.area_m2) for r in rows),
+                                     encoding="utf-8")
+    out.sidecar(style_path(str(out.path))).write_text(_qml(rows, colors), encoding="utf-8")
+    output = out.publish({**tags, "CLASS_NAMES": json.dumps(names)}, colors,
+                         pam=lambda pam: _attach_rat(pam, rows, colors))
+    return output, csv_path, rows
+
+
+def areas_csv(rows: Iterable[tuple[int, str, int, float]]) -> str:
+    """The areas CSV of (value, name, cells, area_m2) rows, with hectares and percent of all rows."""
+    rows = list(rows)
+    total = max(1, sum(cells for _, _, cells, _ in rows))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["value", "class", "cells", "area_m2", "area_ha", "percent"])
-    for r in rows:
-        writer.writerow([r.value, r.name, r.cells, f"{r.area_m2:.2f}", f"{r.area_ha:.4f}",
-                         f"{100 * r.cells / total:.2f}"])
+    for value, name, cells, area_m2 in rows:
+        writer.writerow([value, name, cells, f"{area_m2:.2f}", f"{area_m2 / 1e4:.4f}",
+                         f"{100 * cells / total:.2f}"])
     return buffer.getvalue()
 
 
