@@ -323,10 +323,11 @@ def _run_polygonize(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from .about import environment
     from .device import describe, pick_device
     from .encoders import FAMILIES
     from .engine import load_codebook
-    info = {"coredino": __version__, **describe(pick_device(args.device)),
+    info = {"coredino": __version__, **describe(pick_device(args.device)), **environment(),
             "model_families": sorted(FAMILIES)}
     info["codebook"] = load_codebook(args.codebook).summary()
     print(json.dumps(info, indent=2))
