@@ -6,7 +6,7 @@ export YOLO_OFFLINE ?= 1
 export YOLO_VERBOSE := False
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: install vendor demo test eval bench clean package
+.PHONY: install vendor demo test eval bench clean package dist offline-bundle
 
 install: vendor
 	@VENV=$(VENV) bash tools/setup.sh
@@ -55,3 +55,21 @@ bench: install
 	$(PY) bench/pipeline.py
 	$(PY) bench/kmeans.py --tsne
 	$(PY) bench/memory.py
+
+# The backend as a wheel: $(DIST_DIR)/coredino-<version>-py3-none-any.whl (packages coredino and
+# coredino_contract, the `coredino` command, the default weights and codebook as package data).
+# Built offline from this checkout (setuptools of the venv, no build isolation).
+DIST_DIR ?= dist
+dist: vendor
+	@mkdir -p $(DIST_DIR)
+	$(PY) -m pip wheel --no-deps --no-build-isolation -q -w $(DIST_DIR) .
+	@rm -rf build backend/*.egg-info
+	@ls $(DIST_DIR)/coredino-*.whl
+
+# Everything an air-gapped machine needs to install the backend (docs/install.md): the backend
+# wheel and every dependency's wheel for THIS platform and Python, pinned by constraints.txt, in
+# dist/offline-<platform>/ with requirements.txt. torch and its CUDA libraries make it several GB.
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu gives a CPU-only torch (about 1 GB less).
+OFFLINE_DIR ?= dist/offline-$(shell $(PY) -c "import sysconfig; print(sysconfig.get_platform().replace('-', '_').replace('.', '_'))")-py$(shell $(PY) -c "import sys; print(f'{sys.version_info[0]}{sys.version_info[1]}')")
+offline-bundle: dist
+	$(PY) tools/offline_bundle.py --wheel-dir $(DIST_DIR) --out $(OFFLINE_DIR) $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX))
