@@ -26,9 +26,11 @@ from qgis.PyQt.QtWidgets import (
 from .backend_connector import BackendConnector, describe_codebook, describe_device
 from .backend_process import BackendLauncher
 from .classify_run import ClassifyRun, export_folder
+from .diagnostics import copy_diagnostics
 from .layer_export import local_raster_path
 from .log import CRITICAL, INFO, notify
 from .settings import PluginSettings
+from .setup_dialog import DONE, SetupDialog
 
 try:  # QGIS >= 3.34
     from qgis.core import Qgis
@@ -62,6 +64,8 @@ class CoredinoDock(QDockWidget):
         self.result_layer: QgsRasterLayer | None = None
         self._auto_output = ""
         self._run_after_connect = False
+        self.last_error = ""
+        self.setup_dialog: SetupDialog | None = None
         self.connector = BackendConnector(launcher, self)
         self.connector.status.connect(self.set_status)
         self.connector.connected.connect(self._connected)
@@ -135,6 +139,20 @@ class CoredinoDock(QDockWidget):
             label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             outer.addWidget(label)
+        backend_row = QHBoxLayout()
+        self.setup_button = QPushButton(self.tr("Set up the backend…"), body)
+        self.setup_button.setToolTip(self.tr("Create a Python environment for coredino's model, install it "
+                                             "(from the internet or a folder of wheels) and start it"))
+        self.setup_button.clicked.connect(self.show_setup)
+        self.setup_button.hide()  # shown when no backend is found
+        self.diagnostics_button = QPushButton(self.tr("Copy diagnostics"), body)
+        self.diagnostics_button.setToolTip(self.tr("Copy versions, backend, device, its log and the last error "
+                                                   "to the clipboard, for a bug report"))
+        self.diagnostics_button.clicked.connect(self.copy_diagnostics)
+        backend_row.addWidget(self.setup_button)
+        backend_row.addWidget(self.diagnostics_button)
+        backend_row.addStretch(1)
+        outer.addLayout(backend_row)
         outer.addStretch(1)
         self.setWidget(body)
         self._update_buttons()
@@ -180,6 +198,7 @@ class CoredinoDock(QDockWidget):
         self.connector.connect_backend()
 
     def _connected(self, caps: dict) -> None:
+        self.setup_button.hide()
         self.device_label.setText(describe_device(caps) + f" · coredino {caps.get('version', '?')}")
         previous = self.selected_codebook().get("path")
         self.codebook_combo.clear()
@@ -202,10 +221,14 @@ class CoredinoDock(QDockWidget):
     def _connect_failed(self, message: str) -> None:
         was_run, self._run_after_connect = self._run_after_connect, False
         self.device_label.setText("Backend: not connected")
+        self.setup_button.setVisible(not self.connector.launcher.is_running())
         self._set_state(IDLE)
-        self._report(message, CRITICAL)
-        if was_run:
+        self.last_error = message
+        if was_run:  # a banner answers an action; a check on opening the dock only sets the dock's state
+            self._report(message, CRITICAL)
             self.run_finished.emit(message, CRITICAL)
+        else:
+            self.set_status(message)
 
     # -- run -----------------------------------------------------------------------------
     def run_clicked(self) -> None:
@@ -262,7 +285,27 @@ class CoredinoDock(QDockWidget):
         self._report(message, level)
         self.run_finished.emit(message, level)
 
+    def show_setup(self) -> None:
+        """The set-up dialog; once it has installed and started the backend, the dock connects."""
+        if self.setup_dialog is None:
+            self.setup_dialog = SetupDialog(self.connector.launcher, self)
+            self.setup_dialog.setup_finished.connect(self._setup_finished)
+        self.setup_dialog.show()
+        self.setup_dialog.raise_()
+
+    def _setup_finished(self, state: str) -> None:
+        if state == DONE:
+            self.set_status(self.tr("Backend installed; starting it..."))
+            self.refresh_backend()
+
+    def copy_diagnostics(self) -> str:
+        text = copy_diagnostics(self.connector.launcher, self.connector.capabilities, self.last_error)
+        self.set_status(self.tr("Diagnostics copied to the clipboard."))
+        return text
+
     def _report(self, message: str, level) -> None:
+        if level == CRITICAL:
+            self.last_error = message
         self.set_status(message)
         notify(self.iface, message, level)
 
