@@ -36,12 +36,15 @@ clean:
 	rm -rf out .pytest_cache
 
 # QGIS plugin zip: dist/coredino_qgis-<version>.zip holding coredino_qgis/ with metadata.txt inside
-# (the layout of Plugins > Manage and Install Plugins > Install from ZIP); no __pycache__.
+# (the layout of Plugins > Manage and Install Plugins > Install from ZIP); no __pycache__; with
+# constraints.txt and the demo image, which the backend set-up dialog uses.
 PLUGIN_VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 PLUGIN_STAGE := build/plugin-package
 package: vendor
 	@rm -rf $(PLUGIN_STAGE) && mkdir -p $(PLUGIN_STAGE) dist
 	@cp -r coredino_qgis $(PLUGIN_STAGE)/coredino_qgis && cp metadata.txt $(PLUGIN_STAGE)/coredino_qgis/metadata.txt
+	@# the set-up dialog's pins and its verification image (coredino_qgis/backend_env.py: shipped_file)
+	@cp constraints.txt resources/montevideo_0p25m_demo.tif $(PLUGIN_STAGE)/coredino_qgis/
 	@find $(PLUGIN_STAGE) \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
 	@rm -f dist/coredino_qgis-$(PLUGIN_VERSION).zip
 	@cd $(PLUGIN_STAGE) && python3 -c "import shutil; shutil.make_archive('$(CURDIR)/dist/coredino_qgis-$(PLUGIN_VERSION)', 'zip', '.', 'coredino_qgis')"

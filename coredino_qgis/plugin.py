@@ -137,4 +137,4 @@ class CoredinoPlugin:
             self.dock_action.blockSignals(False)
 
     def show_settings(self) -> None:
-        SettingsDialog(self.iface.mainWindow()).exec()
+        SettingsDialog(self.launcher, self.iface.mainWindow()).exec()

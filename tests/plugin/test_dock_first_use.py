@@ -59,3 +59,18 @@ def test_copy_diagnostics_names_versions_backend_and_device(dock, use_backend):
     assert lines["torch"].startswith("2.") and lines["GDAL (backend)"].startswith("3.")
     assert lines["backend Python"].endswith("python") and Path(lines["backend package"]).name == "coredino"
     assert lines["backend address"] == f"{use_backend.url} (found through settings)"
+
+
+def test_settings_dialog_is_wide_enough_and_tests_the_connection(use_backend, qgis_app):
+    from coredino_qgis.settings_dialog import SettingsDialog
+
+    launcher = BackendLauncher()
+    dialog = SettingsDialog(launcher)
+    try:
+        assert dialog.minimumWidth() >= 600
+        dialog.test_button.click()
+        assert spin_until(lambda: dialog.note.text().startswith("Connected: "), timeout=60), dialog.note.text()
+        assert dialog.note.text() == "Connected: Backend: cpu · coredino 0.1.0"
+    finally:
+        dialog.deleteLater()
+        launcher.deleteLater()
