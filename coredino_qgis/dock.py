@@ -28,7 +28,8 @@ from .backend_process import BackendLauncher
 from .classify_run import ClassifyRun, export_folder
 from .diagnostics import copy_diagnostics
 from .layer_export import local_raster_path
-from .log import CRITICAL, INFO, notify
+from .run_progress import RunProgress
+from .log import CRITICAL, INFO, SUCCESS, notify
 from .settings import PluginSettings
 from .setup_dialog import DONE, SetupDialog
 
@@ -66,6 +67,7 @@ class CoredinoDock(QDockWidget):
         self._run_after_connect = False
         self.last_error = ""
         self.setup_dialog: SetupDialog | None = None
+        self.run_progress: RunProgress | None = None
         self.connector = BackendConnector(launcher, self)
         self.connector.status.connect(self.set_status)
         self.connector.connected.connect(self._connected)
@@ -129,7 +131,7 @@ class CoredinoDock(QDockWidget):
 
         self.progress_bar = QProgressBar(body)
         self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setTextVisible(False)  # percentage and time left while a run goes
         outer.addWidget(self.progress_bar)
 
         self.device_label = QLabel("Backend: not connected", body)
@@ -262,7 +264,8 @@ class CoredinoDock(QDockWidget):
                                        extent, crs, PluginSettings.load().max_export_pixels, self)
         self.current_run.embeddings = self.embeddings_check.isChecked()
         self.current_run.status.connect(self.set_status)
-        self.current_run.progress.connect(lambda f: self.progress_bar.setValue(int(1000 * f)))
+        self.run_progress = RunProgress(self.tr("coredino: classifying {}").format(layer.name()), self.progress_bar)
+        self.current_run.progress.connect(self.run_progress.update)
         self.current_run.finished.connect(self._finish)
         self._set_state(RUNNING)
         self.current_run.start()
@@ -277,6 +280,9 @@ class CoredinoDock(QDockWidget):
             self.current_run.cancel()
 
     def _finish(self, message: str, level) -> None:
+        if self.run_progress is not None:
+            self.run_progress.finish(level == SUCCESS)
+            self.run_progress = None
         if self.current_run is not None:
             self.result_layer = self.current_run.result_layer
             self.current_run.deleteLater()
@@ -311,6 +317,9 @@ class CoredinoDock(QDockWidget):
 
     def shutdown(self) -> None:
         """Plugin unload: stop following any job and any connection attempt."""
+        if self.run_progress is not None:
+            self.run_progress.finish(False)
+            self.run_progress = None
         if self.current_run is not None:
             self.current_run.abandon()
             self.current_run = None

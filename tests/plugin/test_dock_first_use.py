@@ -74,3 +74,54 @@ def test_settings_dialog_is_wide_enough_and_tests_the_connection(use_backend, qg
     finally:
         dialog.deleteLater()
         launcher.deleteLater()
+
+
+def test_run_shows_percentage_time_left_and_a_task_in_the_task_manager(dock, plugin_settings, tmp_path):
+    from qgis.core import QgsApplication
+
+    from plugin_test_helpers import FakeBackend, capabilities, job
+
+    fake = FakeBackend({
+        "GET /v1/health": (200, {"ok": True, "protocol": 1}),
+        "GET /v1/capabilities": (200, capabilities()),
+        "POST /v1/jobs": (202, job("running", 0.1, "tile 1/10")),
+        "GET /v1/jobs/j1": (200, job("running", 0.1, "tile 1/10")),
+    })
+    (tmp_path / "token").write_text("t")
+    try:
+        plugin_settings(url=fake.url, token_file=str(tmp_path / "token"))
+        dock.use_active_layer()
+        dock.layer_combo.setLayer(QgsProject.instance().mapLayersByName("montevideo")[0])
+        dock.output_widget.setFilePath(str(tmp_path / "out_classes.tif"))
+        dock.run_clicked()
+        assert spin_until(lambda: dock.status_label.text() == "Running: tile 1/10", timeout=20)
+        tasks = [t for t in QgsApplication.taskManager().activeTasks()
+                 if t.description() == "coredino: classifying montevideo"]
+        assert len(tasks) == 1
+        spin_until(lambda: False, timeout=2.5)
+        fake.routes["GET /v1/jobs/j1"] = (200, job("running", 0.5, "tile 5/10"))
+        assert spin_until(lambda: dock.progress_bar.value() == 500, timeout=10)
+        assert dock.progress_bar.isTextVisible()
+        assert dock.progress_bar.text().startswith("50% · about ") and dock.progress_bar.text().endswith(" left")
+        assert tasks[0].progress() == 50
+        dock.cancel_clicked()
+        fake.routes["GET /v1/jobs/j1"] = (200, job("cancelled"))
+        fake.routes["POST /v1/jobs/j1/cancel"] = (200, job("cancelled"))
+        assert spin_until(lambda: dock.state == IDLE, timeout=20)
+        assert spin_until(lambda: not [t for t in QgsApplication.taskManager().activeTasks()
+                                       if t.description() == "coredino: classifying montevideo"], timeout=10)
+        assert not dock.progress_bar.isTextVisible()
+    finally:
+        fake.stop()
+
+
+def test_remaining_time_is_estimated_from_the_pace_after_the_first_progress(qgis_app):
+    from qgis.PyQt.QtWidgets import QProgressBar
+
+    from coredino_qgis.run_progress import RunProgress, remaining_text
+
+    progress = RunProgress("coredino: test", QProgressBar())
+    assert progress.estimate(0.1, now=100.0) is None  # the first progress (after loading the model)
+    assert progress.estimate(0.3, now=110.0) == 35.0  # 0.2 in 10 s: 0.7 left takes 35 s
+    assert remaining_text(35.0) == "about 35 s left" and remaining_text(200.0) == "about 3 min left"
+    progress.finish(True)
