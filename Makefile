@@ -6,7 +6,7 @@ export YOLO_OFFLINE ?= 1
 export YOLO_VERBOSE := False
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: install vendor demo test eval bench clean package dist offline-bundle
+.PHONY: install vendor demo test eval bench clean package dist offline-bundle translations
 
 install: vendor
 	@VENV=$(VENV) bash tools/setup.sh
@@ -40,7 +40,11 @@ clean:
 # constraints.txt and the demo image, which the backend set-up dialog uses.
 PLUGIN_VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 PLUGIN_STAGE := build/plugin-package
-package: vendor
+# the translation template coredino_qgis/i18n/coredino_qgis.ts (not in git; tools/ts_template.py)
+translations:
+	@python3 tools/ts_template.py
+
+package: vendor translations
 	@rm -rf $(PLUGIN_STAGE) && mkdir -p $(PLUGIN_STAGE) dist
 	@cp -r coredino_qgis $(PLUGIN_STAGE)/coredino_qgis && cp metadata.txt $(PLUGIN_STAGE)/coredino_qgis/metadata.txt
 	@# the set-up dialog's pins and its verification image (coredino_qgis/backend_env.py: shipped_file)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsApplication, QgsProject
-from qgis.PyQt.QtCore import Qt
+from qgis.core import QgsApplication, QgsProject, QgsSettings
+from qgis.PyQt.QtCore import QCoreApplication, Qt, QTranslator
 from qgis.PyQt.QtGui import QIcon
 
 try:  # Qt6: QAction lives in QtGui
@@ -24,6 +24,19 @@ ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
 EXPLORE_ICON = os.path.join(os.path.dirname(__file__), "icon_explore.svg")
 
 
+def load_translation() -> QTranslator | None:
+    """Install ``i18n/coredino_qgis_<lang>.qm`` for QGIS's user locale when a translation exists."""
+    locale = str(QgsSettings().value("locale/userLocale", "") or "")[:2]
+    path = os.path.join(os.path.dirname(__file__), "i18n", f"coredino_qgis_{locale}.qm")
+    if not locale or not os.path.isfile(path):
+        return None
+    translator = QTranslator()
+    if not translator.load(path):
+        return None
+    QCoreApplication.installTranslator(translator)
+    return translator
+
+
 class CoredinoPlugin:
     def __init__(self, iface):
         self.iface = iface
@@ -34,6 +47,7 @@ class CoredinoPlugin:
         self.provider: CoredinoProvider | None = None
         self.dock_action: QAction | None = None
         self.settings_action: QAction | None = None
+        self.translator = load_translation()
 
     # -- QGIS plugin interface -----------------------------------------------------------
     def initProcessing(self):  # noqa: N802 (QGIS's name)
@@ -68,6 +82,9 @@ class CoredinoPlugin:
         QgsProject.instance().cleared.connect(self._project_cleared)
 
     def unload(self):
+        if self.translator is not None:
+            QCoreApplication.removeTranslator(self.translator)
+            self.translator = None
         try:
             QgsProject.instance().cleared.disconnect(self._project_cleared)
         except (TypeError, RuntimeError):

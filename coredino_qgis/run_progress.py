@@ -11,7 +11,7 @@ from qgis.PyQt.QtWidgets import QProgressBar
 
 
 def tr(text: str) -> str:
-    return QCoreApplication.translate("RunProgress", text)
+    return QCoreApplication.translate("coredino", text)
 
 
 def remaining_text(seconds: float) -> str:
