@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer
+from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtCore import QStandardPaths, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -42,13 +42,21 @@ except AttributeError:
 IDLE, CONNECTING, RUNNING, CANCELLING = "idle", "connecting", "running", "cancelling"
 
 
+def output_folder() -> str:
+    """``<project home>/coredino`` (the saved project's folder or its preset home), else ``<Documents>/coredino``."""
+    home = QgsProject.instance().homePath()
+    base = home or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or export_folder()
+    return os.path.join(base, "coredino")
+
+
 def default_output(layer: QgsRasterLayer) -> str:
-    """``<source stem>_classes.tif`` beside a local file, else in a temporary folder."""
+    """``<output folder>/<source stem>_classes.tif`` (never beside the source: its folder may be shared)."""
     path = local_raster_path(layer) if layer is not None else None
     if path and os.path.isfile(path):
-        return str(Path(path).with_name(Path(path).stem + "_classes.tif"))
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (layer.name() if layer else "layer"))
-    return os.path.join(export_folder(), f"{name or 'layer'}_classes.tif")
+        stem = Path(path).stem
+    else:
+        stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (layer.name() if layer else "layer"))
+    return os.path.join(output_folder(), f"{stem or 'layer'}_classes.tif")
 
 
 class CoredinoDock(QDockWidget):
@@ -74,6 +82,7 @@ class CoredinoDock(QDockWidget):
         self.connector.failed.connect(self._connect_failed)
         self._build()
         self.layer_combo.layerChanged.connect(self._layer_changed)
+        QgsProject.instance().homePathChanged.connect(self._project_home_changed)  # bound: gone with the dock
         self.use_active_layer()
 
     # -- layout --------------------------------------------------------------------------
@@ -186,6 +195,9 @@ class CoredinoDock(QDockWidget):
             return  # the user chose an output: keep it
         self._auto_output = default_output(layer) if isinstance(layer, QgsRasterLayer) else ""
         self.output_widget.setFilePath(self._auto_output)
+
+    def _project_home_changed(self) -> None:
+        self._layer_changed(self.layer_combo.currentLayer())
 
     def selected_codebook(self) -> dict:
         data = self.codebook_combo.currentData()
@@ -317,6 +329,10 @@ class CoredinoDock(QDockWidget):
 
     def shutdown(self) -> None:
         """Plugin unload: stop following any job and any connection attempt."""
+        try:
+            QgsProject.instance().homePathChanged.disconnect(self._project_home_changed)
+        except (TypeError, RuntimeError):
+            pass
         if self.run_progress is not None:
             self.run_progress.finish(False)
             self.run_progress = None

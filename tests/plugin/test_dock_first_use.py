@@ -125,3 +125,17 @@ def test_remaining_time_is_estimated_from_the_pace_after_the_first_progress(qgis
     assert progress.estimate(0.3, now=110.0) == 35.0  # 0.2 in 10 s: 0.7 left takes 35 s
     assert remaining_text(35.0) == "about 35 s left" and remaining_text(200.0) == "about 3 min left"
     progress.finish(True)
+
+
+def test_default_output_goes_to_the_project_output_folder_not_beside_the_source(dock, tmp_path):
+    from qgis.PyQt.QtCore import QStandardPaths
+
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    dock.use_active_layer()
+    dock.layer_combo.setLayer(QgsProject.instance().mapLayersByName("montevideo")[0])
+    assert dock.output_widget.filePath() == str(Path(documents) / "coredino" / "montevideo_0p25m_demo_classes.tif")
+    QgsProject.instance().setPresetHomePath(str(tmp_path / "survey"))  # a project saved in survey/
+    assert dock.output_widget.filePath() == str(tmp_path / "survey" / "coredino" / "montevideo_0p25m_demo_classes.tif")
+    dock.output_widget.setFilePath(str(tmp_path / "mine.tif"))  # the user's choice is kept
+    QgsProject.instance().setPresetHomePath(str(tmp_path / "other"))
+    assert dock.output_widget.filePath() == str(tmp_path / "mine.tif")
