@@ -7,34 +7,21 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 from osgeo import gdal
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(["make", "-s", "dist", f"DIST_DIR={dist}", f"VENV={Path(sys.executable).parents[1]}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    (built,) = dist.glob("coredino-*-py3-none-any.whl")
-    return built
-
-
-def test_the_wheel_holds_both_packages_the_command_and_the_default_model(wheel):
-    names = set(zipfile.ZipFile(wheel).namelist())
+def test_the_wheel_holds_both_packages_the_command_and_the_default_model(backend_wheel):
+    names = set(zipfile.ZipFile(backend_wheel).namelist())
     assert {"coredino/cli.py", "coredino_contract/params.py", "coredino/resources/coredino-n-default.pt",
             "coredino/resources/coredino-n-default.codebook.npz"} <= names
     info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "coredino = coredino.cli:main" in zipfile.ZipFile(wheel).read(info).decode()
+    assert "coredino = coredino.cli:main" in zipfile.ZipFile(backend_wheel).read(info).decode()
 
 
-def test_installed_wheel_runs_from_outside_the_repository(wheel, tmp_path, data):
+def test_installed_wheel_runs_from_outside_the_repository(backend_wheel, tmp_path, data):
     site = tmp_path / "site"
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site),
-                           str(wheel), "-q"], capture_output=True, text=True, timeout=300)
+                           str(backend_wheel), "-q"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("COREDINO_RESOURCES",)}
     env["PYTHONPATH"] = str(site)  # the installed copy, not the checkout's backend/

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import site
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,13 +24,9 @@ BASE_PYTHON = Path("/usr/bin/python3")  # Debian's, with python3-gdal (ENVIRONME
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
+def bundle(backend_wheel) -> Path:
     """A local "folder of wheels" holding only the backend wheel (`make dist`)."""
-    folder = tmp_path_factory.mktemp("bundle")
-    done = subprocess.run(["make", "-s", "dist", f"DIST_DIR={folder}", f"VENV={Path(sys.executable).parents[1]}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return folder
+    return backend_wheel.parent
 
 
 def dialog_for(bundle: Path, venv: Path):
