@@ -213,6 +213,7 @@ class CoredinoDock(QDockWidget):
 
     def _connected(self, caps: dict) -> None:
         self.setup_button.hide()
+        self.last_error = ""  # a connection problem is over once connected
         self.device_label.setText(describe_device(caps) + f" · coredino {caps.get('version', '?')}")
         previous = self.selected_codebook().get("path")
         self.codebook_combo.clear()

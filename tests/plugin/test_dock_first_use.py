@@ -52,6 +52,7 @@ def test_copy_diagnostics_names_versions_backend_and_device(dock, use_backend):
         dock.status_label.text()
     text = dock.copy_diagnostics()
     assert QApplication.clipboard().text() == text
+    assert "last error: (none)" in text
     lines = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
     assert lines["plugin"] == "coredino 0.1.0"
     assert lines["QGIS"].startswith(Qgis.QGIS_VERSION) and " · Qt 5." in lines["QGIS"]
