@@ -54,6 +54,7 @@ def test_qgis_process_starts_a_backend_classifies_and_stops_it(tmp_path, data):
     (ROOT / "out" / "qgis_process_no_backend.txt").write_text(done.stdout + done.stderr)  # for a human to read
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Starting the backend" in done.stdout
+    assert "busy with another job" not in done.stdout  # the backend it started was idle
     assert f"OUTPUT:\t{output}" in done.stdout
     ds = gdal.Open(str(output))
     assert ds.GetMetadataItem("K") == "6000"
