@@ -30,7 +30,7 @@ test: install
 EVAL_THREADS ?= 1
 eval: install
 	OMP_NUM_THREADS=$(EVAL_THREADS) $(PY) -m coredino.cli eval --threads $(EVAL_THREADS) \
-	  --weights "current default=resources/coredino-n-default.pt" -o out/eval
+	  --weights "current default=backend/coredino/resources/coredino-n-default.pt" -o out/eval
 
 clean:
 	rm -rf out .pytest_cache
