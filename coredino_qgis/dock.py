@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsRasterLayer
+from qgis.core import QgsMapLayer, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtCore import QStandardPaths, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,9 +26,12 @@ from qgis.PyQt.QtWidgets import (
 from .backend_connector import BackendConnector, codebook_choices, describe_device
 from .backend_process import BackendLauncher
 from .classify_run import ClassifyRun, export_folder
+from .diagnostics import copy_diagnostics
 from .layer_export import local_raster_path
-from .log import CRITICAL, INFO, notify
+from .run_progress import RunProgress
+from .log import CRITICAL, INFO, SUCCESS, notify
 from .settings import PluginSettings
+from .setup_dialog import DONE, SetupDialog
 
 try:  # QGIS >= 3.34
     from qgis.core import Qgis
@@ -39,13 +42,21 @@ except AttributeError:
 IDLE, CONNECTING, RUNNING, CANCELLING = "idle", "connecting", "running", "cancelling"
 
 
+def output_folder() -> str:
+    """``<project home>/coredino`` (the saved project's folder or its preset home), else ``<Documents>/coredino``."""
+    home = QgsProject.instance().homePath()
+    base = home or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or export_folder()
+    return os.path.join(base, "coredino")
+
+
 def default_output(layer: QgsRasterLayer) -> str:
-    """``<source stem>_classes.tif`` beside a local file, else in a temporary folder."""
+    """``<output folder>/<source stem>_classes.tif`` (never beside the source: its folder may be shared)."""
     path = local_raster_path(layer) if layer is not None else None
     if path and os.path.isfile(path):
-        return str(Path(path).with_name(Path(path).stem + "_classes.tif"))
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (layer.name() if layer else "layer"))
-    return os.path.join(export_folder(), f"{name or 'layer'}_classes.tif")
+        stem = Path(path).stem
+    else:
+        stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (layer.name() if layer else "layer"))
+    return os.path.join(output_folder(), f"{stem or 'layer'}_classes.tif")
 
 
 class CoredinoDock(QDockWidget):
@@ -62,12 +73,16 @@ class CoredinoDock(QDockWidget):
         self.result_layer: QgsRasterLayer | None = None
         self._auto_output = ""
         self._run_after_connect = False
+        self.last_error = ""
+        self.setup_dialog: SetupDialog | None = None
+        self.run_progress: RunProgress | None = None
         self.connector = BackendConnector(launcher, self)
         self.connector.status.connect(self.set_status)
         self.connector.connected.connect(self._connected)
         self.connector.failed.connect(self._connect_failed)
         self._build()
         self.layer_combo.layerChanged.connect(self._layer_changed)
+        QgsProject.instance().homePathChanged.connect(self._project_home_changed)  # bound: gone with the dock
         self.use_active_layer()
 
     # -- layout --------------------------------------------------------------------------
@@ -129,7 +144,7 @@ class CoredinoDock(QDockWidget):
 
         self.progress_bar = QProgressBar(body)
         self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setTextVisible(False)  # percentage and time left while a run goes
         outer.addWidget(self.progress_bar)
 
         self.device_label = QLabel("Backend: not connected", body)
@@ -139,6 +154,20 @@ class CoredinoDock(QDockWidget):
             label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             outer.addWidget(label)
+        backend_row = QHBoxLayout()
+        self.setup_button = QPushButton(self.tr("Set up the backend…"), body)
+        self.setup_button.setToolTip(self.tr("Create a Python environment for coredino's model, install it "
+                                             "(from the internet or a folder of wheels) and start it"))
+        self.setup_button.clicked.connect(self.show_setup)
+        self.setup_button.hide()  # shown when no backend is found
+        self.diagnostics_button = QPushButton(self.tr("Copy diagnostics"), body)
+        self.diagnostics_button.setToolTip(self.tr("Copy versions, backend, device, its log and the last error "
+                                                   "to the clipboard, for a bug report"))
+        self.diagnostics_button.clicked.connect(self.copy_diagnostics)
+        backend_row.addWidget(self.setup_button)
+        backend_row.addWidget(self.diagnostics_button)
+        backend_row.addStretch(1)
+        outer.addLayout(backend_row)
         outer.addStretch(1)
         self.setWidget(body)
         self._update_buttons()
@@ -175,6 +204,9 @@ class CoredinoDock(QDockWidget):
         license = self.selected_codebook().get("license")
         self.license_label.setText(f"Model licence: {license}" if license else "")
 
+    def _project_home_changed(self) -> None:
+        self._layer_changed(self.layer_combo.currentLayer())
+
     def selected_codebook(self) -> dict:
         data = self.codebook_combo.currentData()
         return data if isinstance(data, dict) else {}
@@ -188,6 +220,8 @@ class CoredinoDock(QDockWidget):
         self.connector.connect_backend()
 
     def _connected(self, caps: dict) -> None:
+        self.setup_button.hide()
+        self.last_error = ""  # a connection problem is over once connected
         self.device_label.setText(describe_device(caps) + f" · coredino {caps.get('version', '?')}")
         previous = self.selected_codebook().get("path")
         self.codebook_combo.clear()
@@ -209,10 +243,14 @@ class CoredinoDock(QDockWidget):
     def _connect_failed(self, message: str) -> None:
         was_run, self._run_after_connect = self._run_after_connect, False
         self.device_label.setText("Backend: not connected")
+        self.setup_button.setVisible(not self.connector.launcher.is_running())
         self._set_state(IDLE)
-        self._report(message, CRITICAL)
-        if was_run:
+        self.last_error = message
+        if was_run:  # a banner answers an action; a check on opening the dock only sets the dock's state
+            self._report(message, CRITICAL)
             self.run_finished.emit(message, CRITICAL)
+        else:
+            self.set_status(message)
 
     # -- run -----------------------------------------------------------------------------
     def run_clicked(self) -> None:
@@ -246,7 +284,8 @@ class CoredinoDock(QDockWidget):
                                        extent, crs, PluginSettings.load().max_export_pixels, self)
         self.current_run.embeddings = self.embeddings_check.isChecked()
         self.current_run.status.connect(self.set_status)
-        self.current_run.progress.connect(lambda f: self.progress_bar.setValue(int(1000 * f)))
+        self.run_progress = RunProgress(self.tr("coredino: classifying {}").format(layer.name()), self.progress_bar)
+        self.current_run.progress.connect(self.run_progress.update)
         self.current_run.finished.connect(self._finish)
         self._set_state(RUNNING)
         self.current_run.start()
@@ -261,6 +300,9 @@ class CoredinoDock(QDockWidget):
             self.current_run.cancel()
 
     def _finish(self, message: str, level) -> None:
+        if self.run_progress is not None:
+            self.run_progress.finish(level == SUCCESS)
+            self.run_progress = None
         if self.current_run is not None:
             self.result_layer = self.current_run.result_layer
             self.current_run.deleteLater()
@@ -269,12 +311,39 @@ class CoredinoDock(QDockWidget):
         self._report(message, level)
         self.run_finished.emit(message, level)
 
+    def show_setup(self) -> None:
+        """The set-up dialog; once it has installed and started the backend, the dock connects."""
+        if self.setup_dialog is None:
+            self.setup_dialog = SetupDialog(self.connector.launcher, self)
+            self.setup_dialog.setup_finished.connect(self._setup_finished)
+        self.setup_dialog.show()
+        self.setup_dialog.raise_()
+
+    def _setup_finished(self, state: str) -> None:
+        if state == DONE:
+            self.set_status(self.tr("Backend installed; starting it..."))
+            self.refresh_backend()
+
+    def copy_diagnostics(self) -> str:
+        text = copy_diagnostics(self.connector.launcher, self.connector.capabilities, self.last_error)
+        self.set_status(self.tr("Diagnostics copied to the clipboard."))
+        return text
+
     def _report(self, message: str, level) -> None:
+        if level == CRITICAL:
+            self.last_error = message
         self.set_status(message)
         notify(self.iface, message, level)
 
     def shutdown(self) -> None:
         """Plugin unload: stop following any job and any connection attempt."""
+        try:
+            QgsProject.instance().homePathChanged.disconnect(self._project_home_changed)
+        except (TypeError, RuntimeError):
+            pass
+        if self.run_progress is not None:
+            self.run_progress.finish(False)
+            self.run_progress = None
         if self.current_run is not None:
             self.current_run.abandon()
             self.current_run = None

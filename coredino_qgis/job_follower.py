@@ -142,8 +142,9 @@ class JobFollower(QObject):
             self._end(lambda: self.job_failed.emit(record.get("error") or ""))
         elif state == "cancelled":
             self._end(self.cancelled.emit)
-        elif state == "queued":
-            self.progress.emit(0.0, QUEUED)
+        elif state == "queued":  # "busy" only when the backend said another job runs
+            busy = (self.connector.capabilities.get("queue") or {}).get("running")
+            self.progress.emit(0.0, QUEUED if busy else "Starting the job...")
         elif state not in FINAL_STATES:
             self.progress.emit(float(record.get("progress") or 0), record.get("message") or "running")
 

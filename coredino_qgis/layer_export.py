@@ -18,6 +18,7 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsProject,
     QgsProviderRegistry,
+    QgsRasterBandStats,
     QgsRasterBlockFeedback,
     QgsRasterFileWriter,
     QgsRasterLayer,
@@ -127,6 +128,27 @@ def export_layer(provider, source_crs: QgsCoordinateReferenceSystem, plan: Expor
         raise ExportError(f"QGIS could not export the layer to {path} (raster writer error {enum_text(error)}).")
 
 
+def blank_export(path: str) -> bool:
+    """Whether every band of the exported file is one constant value or nodata: nothing was fetched."""
+    provider = QgsProviderRegistry.instance().createProvider("gdal", path)
+    try:
+        if provider is None or not provider.isValid():
+            return True
+        for band in range(1, provider.bandCount() + 1):
+            stats = provider.bandStatistics(band, QgsRasterBandStats.Min | QgsRasterBandStats.Max, QgsRectangle(), 0)
+            if stats.maximumValue > stats.minimumValue:  # all nodata leaves min > max
+                return False
+        return True
+    finally:
+        del provider  # no dataset left open (QGIS crashes at exit on open GDAL datasets)
+
+
+def blank_message(layer_name: str, errors: list) -> str:
+    cause = "; ".join(dict.fromkeys(e.strip() for e in errors if e.strip()))[:400] or "every pixel is empty"
+    return (f"The layer {layer_name} returned no image for the map view ({cause}): check its address and the "
+            "network, or pan to where it has data.")
+
+
 def _remove(path: str) -> None:
     try:
         os.remove(path)
@@ -142,6 +164,7 @@ class LayerExportTask(QgsTask):
     def __init__(self, layer: QgsRasterLayer, plan: ExportPlan, path: str):
         super().__init__(f"coredino: exporting {layer.name()}", QgsTask.Flag.CanCancel)
         self.provider = layer.dataProvider().clone()  # providers are not thread-safe: a clone per thread
+        self.layer_name = layer.name()
         self.source_crs = QgsCoordinateReferenceSystem(layer.crs())
         self.plan = plan
         self.path = path
@@ -158,6 +181,10 @@ class LayerExportTask(QgsTask):
             return False
         except Exception as exc:  # noqa: BLE001 (reported, never raised into QGIS's task manager)
             self.error = f"Exporting the layer failed: {exc}"
+            return False
+        if blank_export(self.path):  # an XYZ/WMS server that answered nothing: not a map of 0 classes
+            _remove(self.path)
+            self.error = blank_message(self.layer_name, self.feedback.errors())
             return False
         return True
 

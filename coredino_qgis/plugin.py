@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsApplication
-from qgis.PyQt.QtCore import Qt
+from qgis.core import QgsApplication, QgsProject, QgsSettings
+from qgis.PyQt.QtCore import QCoreApplication, Qt, QTranslator
 from qgis.PyQt.QtGui import QIcon
 
 try:  # Qt6: QAction lives in QtGui
@@ -21,6 +21,20 @@ from .settings_dialog import SettingsDialog
 
 MENU = "&coredino"
 ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
+EXPLORE_ICON = os.path.join(os.path.dirname(__file__), "icon_explore.svg")
+
+
+def load_translation() -> QTranslator | None:
+    """Install ``i18n/coredino_qgis_<lang>.qm`` for QGIS's user locale when a translation exists."""
+    locale = str(QgsSettings().value("locale/userLocale", "") or "")[:2]
+    path = os.path.join(os.path.dirname(__file__), "i18n", f"coredino_qgis_{locale}.qm")
+    if not locale or not os.path.isfile(path):
+        return None
+    translator = QTranslator()
+    if not translator.load(path):
+        return None
+    QCoreApplication.installTranslator(translator)
+    return translator
 
 
 class CoredinoPlugin:
@@ -33,6 +47,7 @@ class CoredinoPlugin:
         self.provider: CoredinoProvider | None = None
         self.dock_action: QAction | None = None
         self.settings_action: QAction | None = None
+        self.translator = load_translation()
 
     # -- QGIS plugin interface -----------------------------------------------------------
     def initProcessing(self):  # noqa: N802 (QGIS's name)
@@ -52,7 +67,7 @@ class CoredinoPlugin:
         self.dock_action.setCheckable(True)
         self.dock_action.setToolTip("Show the coredino dock: classify a raster layer without labels")
         self.dock_action.toggled.connect(self.toggle_dock)
-        self.explore_action = QAction(QIcon(ICON), "coredino explore", main_window)
+        self.explore_action = QAction(QIcon(EXPLORE_ICON), "coredino explore", main_window)
         self.explore_action.setCheckable(True)
         self.explore_action.setToolTip("Explore a classification: inspect clusters, find similar places, "
                                        "name classes, learn classes from clicks, coarser levels")
@@ -64,8 +79,16 @@ class CoredinoPlugin:
         self.iface.addToolBarIcon(self.explore_action)
         self.iface.addPluginToRasterMenu(MENU, self.explore_action)
         self.iface.addPluginToRasterMenu(MENU, self.settings_action)
+        QgsProject.instance().cleared.connect(self._project_cleared)
 
     def unload(self):
+        if self.translator is not None:
+            QCoreApplication.removeTranslator(self.translator)
+            self.translator = None
+        try:
+            QgsProject.instance().cleared.disconnect(self._project_cleared)
+        except (TypeError, RuntimeError):
+            pass
         if self.explore is not None:
             self.explore.shutdown()
             self.iface.removeDockWidget(self.explore)
@@ -100,6 +123,7 @@ class CoredinoPlugin:
             self.dock = CoredinoDock(self.iface, self.launcher, self.iface.mainWindow())
             self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
             self.dock.visibilityChanged.connect(self._dock_visibility)
+            self._tab_docks()
         return self.dock
 
     def toggle_dock(self, visible: bool) -> None:
@@ -119,10 +143,25 @@ class CoredinoPlugin:
             self.explore = ExploreDock(self.iface, self.launcher, self.iface.mainWindow())
             self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.explore)
             self.explore.visibilityChanged.connect(self._explore_visibility)
+            self._tab_docks()
         if self.explore is not None:
             self.explore.setVisible(visible)
             if visible:
                 self.explore.raise_()
+
+    def _tab_docks(self) -> None:
+        """The two docks share one area as tabs (stacked, the cluster table was 1.5 rows tall)."""
+        if self.dock is not None and self.explore is not None:
+            self.iface.mainWindow().tabifyDockWidget(self.dock, self.explore)
+
+    def _project_cleared(self) -> None:
+        """New or another project: no click markers, highlight or cluster list of the old one survive."""
+        if self.explore is not None:
+            self.explore.similar_panel.clear_clicks()
+            self.explore.set_highlight([], "")
+            self.explore.cluster_panel.refresh()
+        if self.dock is not None:
+            self.dock.result_layer = None
 
     def _explore_visibility(self, visible: bool) -> None:
         if self.explore_action is not None and self.explore_action.isChecked() != visible:
@@ -137,4 +176,4 @@ class CoredinoPlugin:
             self.dock_action.blockSignals(False)
 
     def show_settings(self) -> None:
-        SettingsDialog(self.iface.mainWindow()).exec()
+        SettingsDialog(self.launcher, self.iface.mainWindow()).exec()

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from qgis.gui import QgsFileWidget
-from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QVBoxLayout
+from qgis.PyQt.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
 
-from .backend_process import running_service
+from .backend_connector import BackendConnector, describe_device
+from .backend_process import BackendLauncher, running_service
+from .diagnostics import copy_diagnostics
+from .setup_dialog import SetupDialog
 from .contract.protocol import default_token_file, service_file
 from .settings import DEFAULT_URL, PluginSettings
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, parent=None):
+    def __init__(self, launcher: BackendLauncher | None = None, parent=None):
         super().__init__(parent)
-        self.setWindowTitle("coredino settings")
+        self.setWindowTitle(self.tr("coredino settings"))
+        self.setMinimumWidth(620)  # room for the placeholders (paths of the token file, the URL)
+        self.launcher = launcher
+        self.connector: BackendConnector | None = None
         settings = PluginSettings.load()
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -51,11 +66,24 @@ class SettingsDialog(QDialog):
         service = running_service()
         found = (f"Running backend found: {service.get('url')} (pid {service.get('pid')})." if service
                  else f"No running backend announced in {service_file()}.")
-        note = QLabel(found, self)
-        note.setWordWrap(True)
-        layout.addWidget(note)
+        self.note = QLabel(found, self)
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        self.test_button = QPushButton(self.tr("Test connection"), self)
+        self.test_button.setToolTip(self.tr("Save these settings and connect (starting the backend with the "
+                                            "Python above when none answers)"))
+        self.test_button.clicked.connect(self.test_connection)
+        self.setup_button = QPushButton(self.tr("Set up the backend…"), self)
+        self.setup_button.clicked.connect(lambda: SetupDialog(self.launcher, self).exec())
+        self.diagnostics_button = QPushButton(self.tr("Copy diagnostics"), self)
+        self.diagnostics_button.clicked.connect(
+            lambda: copy_diagnostics(self.launcher, self.connector.capabilities if self.connector else None))
+        for button in (self.test_button, self.setup_button, self.diagnostics_button):
+            buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.test_button.setEnabled(launcher is not None)
+        self.setup_button.setEnabled(launcher is not None)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -64,6 +92,17 @@ class SettingsDialog(QDialog):
         return PluginSettings(python=self.python_widget.filePath().strip(), url=self.url_edit.text().strip(),
                               token_file=self.token_widget.filePath().strip(),
                               max_export_pixels=self.max_pixels_spin.value() * 1_000_000)
+
+    def test_connection(self) -> None:
+        """Save, then connect as the dock does; the outcome replaces the note under the form."""
+        self.settings().save()
+        if self.connector is None:
+            self.connector = BackendConnector(self.launcher, self)
+            self.connector.status.connect(self.note.setText)
+            self.connector.connected.connect(lambda caps: self.note.setText(self.tr("Connected: {} · coredino {}").format(
+                describe_device(caps), caps.get("version", "?"))))
+            self.connector.failed.connect(self.note.setText)
+        self.connector.connect_backend()
 
     def accept(self) -> None:
         self.settings().save()

@@ -22,5 +22,19 @@ def data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def backend_wheel(tmp_path_factory) -> Path:
+    """The backend wheel as `make dist` builds it (in a session folder)."""
+    import subprocess
+    import sys
+
+    dist = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(["make", "-s", "dist", f"DIST_DIR={dist}", f"VENV={Path(sys.executable).parents[1]}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (built,) = dist.glob("coredino-*-py3-none-any.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
 def demo_raster() -> Path:
     return RESOURCES / "montevideo_0p25m_demo.tif"

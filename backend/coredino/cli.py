@@ -533,11 +533,12 @@ def _run_codebook_upgrade(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from .about import environment
     from .device import describe, pick_device
     from .encoders import FAMILIES
     from . import catalogue
     from .engine import load_codebook
-    info = {"coredino": __version__, **describe(pick_device(args.device)),
+    info = {"coredino": __version__, **describe(pick_device(args.device)), **environment(),
             "model_families": sorted(FAMILIES), "catalogue": catalogue.describe()}
     codebook = load_codebook(args.codebook)
     info["codebook"] = {**codebook.summary(), "license": catalogue.license_for(codebook.recipe)}

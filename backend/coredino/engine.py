@@ -36,7 +36,8 @@ from .tile_stream import encode_batches
 from .tiling import tile_grid
 from .writer import ClassWriter
 
-RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().parents[2] / "resources"))
+#: the bundled default weights and codebook: package data (backend/coredino/resources), shipped in the wheel
+RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().parent / "resources"))
 DEFAULT_CODEBOOK = RESOURCES / "coredino-n-default.codebook.npz"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingOutputFile,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -10,6 +12,7 @@ from qgis.core import (
 
 from ..contract import ClassifyOptions, ClassifyParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
+from .output_style import style_when_loaded
 
 
 class ClassifyAlgorithm(CoredinoAlgorithm):
@@ -17,21 +20,28 @@ class ClassifyAlgorithm(CoredinoAlgorithm):
     DISPLAY = "Classify raster"
     HELP = ("Classifies a raster into clusters of a codebook and writes a Cloud-Optimized GeoTIFF of "
             "cluster ids with the codebook's colours and a .qml style listing only the clusters present. "
-            "CODEBOOK: a .codebook.npz file (empty: the backend's default).")
+            "CODEBOOK: a .codebook.npz file (empty: the backend's default). EMBEDDINGS: also write "
+            "<output>_embeddings.tif, which Find similar places and the explore dock use.")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer (a local file)"))
         self.addParameter(QgsProcessingParameterFile("CODEBOOK", "Codebook (empty: the backend's default)",
                                                      extension="npz", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean("EMBEDDINGS", "Keep embeddings (for Find similar places)",
+                                                        defaultValue=False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Classified raster"))
+        self.addOutput(QgsProcessingOutputFile("EMBEDDINGS_OUTPUT", "Embeddings"))
 
     def processAlgorithm(self, parameters, context, feedback):
         source = layer_path(self.parameterAsRasterLayer(parameters, "INPUT", context), "INPUT")
         codebook = self.parameterAsFile(parameters, "CODEBOOK", context) or None
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        result = self.run_job(ClassifyParams(source, output, ClassifyOptions(codebook=codebook)), feedback)
+        embeddings = self.parameterAsBoolean(parameters, "EMBEDDINGS", context)
+        result = self.run_job(ClassifyParams(source, output, ClassifyOptions(codebook=codebook, embeddings=embeddings)),
+                              feedback)
+        style_when_loaded(context, result.output, result.classes)
         for warning in result.warnings:
             feedback.pushWarning(warning)
         feedback.pushInfo(f"{len(result.classes)} classes, {result.tiles} tiles in {result.seconds:.1f} s "
                           f"on {result.device}")
-        return {"OUTPUT": result.output}
+        return {"OUTPUT": result.output, "EMBEDDINGS_OUTPUT": result.embeddings}

@@ -11,6 +11,7 @@ from qgis.core import (
 
 from ..contract import ReclassifyParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
+from .output_style import style_when_loaded
 
 
 class ReclassifyAlgorithm(CoredinoAlgorithm):
@@ -34,4 +35,5 @@ class ReclassifyAlgorithm(CoredinoAlgorithm):
         result = self.run_job(ReclassifyParams(source, output, classes_file=classes_file), feedback)
         for row in result.classes:
             feedback.pushInfo(f"{row.value:3d} {row.name}: {row.cells} cells, {row.area_ha:.3f} ha")
+        style_when_loaded(context, result.output)
         return {"OUTPUT": result.output, "AREAS": result.csv}

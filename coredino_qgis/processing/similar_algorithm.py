@@ -12,6 +12,7 @@ from qgis.core import (
 
 from ..contract import SimilarParams
 from .base_algorithm import CoredinoAlgorithm, layer_path
+from .output_style import style_when_loaded
 from .compat import POINT_SOURCE
 
 
@@ -50,4 +51,5 @@ class SimilarAlgorithm(CoredinoAlgorithm):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         result = self.run_job(SimilarParams(path, output, positives, negatives), feedback)
         feedback.pushInfo(f"similarity of {result.cells} cells, {result.min:.3f} to {result.max:.3f}")
+        style_when_loaded(context, result.output)
         return {"OUTPUT": result.output}

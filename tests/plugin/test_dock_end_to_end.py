@@ -42,8 +42,9 @@ def test_run_adds_the_styled_result_in_a_group_above_the_source(dock, qgis_iface
     source = add_source(tmp_path, qgis_iface)
     dock.use_active_layer()
     assert dock.layer_combo.currentLayer() == source
-    expected_output = tmp_path / "caranavi_collar_0p25m_classes.tif"
-    assert dock.output_widget.filePath() == str(expected_output)
+    QgsProject.instance().setPresetHomePath(str(tmp_path / "project"))
+    expected_output = tmp_path / "project" / "coredino" / "caranavi_collar_0p25m_classes.tif"
+    assert dock.output_widget.filePath() == str(expected_output)  # the project's output folder
 
     dock.run_clicked()
     assert spin_until(lambda: dock.state == IDLE and dock.result_layer is not None, timeout=150), dock.status_label.text()

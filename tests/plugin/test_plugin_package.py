@@ -72,5 +72,7 @@ def test_make_package_builds_the_zip_qgis_installs():
         for required in ("metadata.txt", "__init__.py", "plugin.py", "icon.svg", "processing/provider.py"):
             assert f"coredino_qgis/{required}" in names
         assert archive.read("coredino_qgis/metadata.txt") == (ROOT / "metadata.txt").read_bytes()
+        for shipped in ("constraints.txt", "montevideo_0p25m_demo.tif"):  # for the backend set-up dialog
+            assert f"coredino_qgis/{shipped}" in names
         for source in CONTRACT.glob("*.py"):  # the zip carries the contract, byte for byte
             assert archive.read(f"coredino_qgis/contract/{source.name}") == source.read_bytes()

@@ -16,7 +16,7 @@ colour-only, random-init and ImageNet MobileNetV2 baselines, as means and spread
 seeds. Writes OUT/eval.json and OUT/eval.md (results per encoder cached in OUT/cache)."""
 
 EXAMPLE = """example:
-  coredino eval --weights default=resources/coredino-n-default.pt --weights new=out/train/coredino-n-student.pt -o out/eval
+  coredino eval --weights default=backend/coredino/resources/coredino-n-default.pt --weights new=out/train/coredino-n-student.pt -o out/eval
 """
 
 

@@ -16,6 +16,7 @@ from coredino_contract.protocol import PROTOCOL_VERSION
 
 from .. import __version__, catalogue
 from ..codebook.discovery import CodebookCatalogue
+from ..about import environment
 from ..device import describe, pick_device
 from ..engine import DEFAULT_CODEBOOK
 from ..encoders import FAMILIES
@@ -58,9 +59,12 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
         """Device, model families, codebooks and queue of this backend."""
         running, queued = jobs.status()
         info = describe(pick_device("auto"))
+        env = environment()
         return Capabilities(
             protocol=PROTOCOL_VERSION, version=__version__, device=info["device"],
             gpu=info.get("gpu"), gpu_memory_gb=info.get("gpu_memory_gb"), torch=info["torch"],
+            gdal=env["gdal"], python=env["python"], python_version=env["python_version"],
+            platform=env["platform"], package=env["package"],
             model_families=sorted(FAMILIES), job_kinds=list(JOB_KINDS),
             codebooks=[CodebookInfo(**info) for info in codebooks.scan()],
             catalogue=[CatalogueEntry(**entry) for entry in catalogue.describe()],

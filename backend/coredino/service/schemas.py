@@ -73,6 +73,11 @@ class Capabilities(_Model):
     gpu: Optional[str] = None
     gpu_memory_gb: Optional[float] = None
     torch: str
+    gdal: Optional[str] = Field(None, description="GDAL version of the backend's Python")
+    python: Optional[str] = Field(None, description="the backend's Python executable")
+    python_version: Optional[str] = None
+    platform: Optional[str] = None
+    package: Optional[str] = Field(None, description="folder the coredino package is imported from")
     model_families: list[str]
     job_kinds: list[str] = Field(description="the job kinds this backend runs")
     codebooks: list[CodebookInfo]
