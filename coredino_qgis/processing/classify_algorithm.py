@@ -9,6 +9,7 @@ from qgis.core import (
 )
 
 from ..contract import ClassifyOptions, ClassifyParams
+from ..settings import PluginSettings
 from .base_algorithm import CoredinoAlgorithm, layer_path
 
 
@@ -29,7 +30,7 @@ class ClassifyAlgorithm(CoredinoAlgorithm):
         source = layer_path(self.parameterAsRasterLayer(parameters, "INPUT", context), "INPUT")
         codebook = self.parameterAsFile(parameters, "CODEBOOK", context) or None
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        result = self.run_job(ClassifyParams(source, output, ClassifyOptions(codebook=codebook)), feedback)
+        result = self.run_job(ClassifyParams(source, output, ClassifyOptions(codebook=codebook, runtime=PluginSettings.load().runtime)), feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)
         feedback.pushInfo(f"{len(result.classes)} classes, {result.tiles} tiles in {result.seconds:.1f} s "

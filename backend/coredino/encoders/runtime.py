@@ -40,6 +40,11 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def installed_runtimes() -> list[str]:
+    """The runtimes a job may ask for here (besides ``auto``)."""
+    return ["torch"] + (["onnx"] if onnx_available() else [])
+
+
 def resolve_runtime(runtime: str, precision: str, device: torch.device, compile: bool = False) -> str:
     """``torch`` or ``onnx``: what ``auto`` means here, after checking the request is possible."""
     ClassifyOptions(runtime=runtime, precision=precision, compile=compile).validate()

@@ -19,6 +19,7 @@ from ..codebook.discovery import CodebookCatalogue
 from ..device import describe, pick_device
 from ..engine import DEFAULT_CODEBOOK
 from ..encoders import FAMILIES
+from ..encoders.runtime import installed_runtimes
 from .jobs import JobQueue
 from .schemas import (Capabilities, CatalogueEntry, CodebookInfo, Health, JobList, JobRecord, JobSpec,
                       QueueInfo)
@@ -61,6 +62,7 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
         return Capabilities(
             protocol=PROTOCOL_VERSION, version=__version__, device=info["device"],
             gpu=info.get("gpu"), gpu_memory_gb=info.get("gpu_memory_gb"), torch=info["torch"],
+            runtimes=installed_runtimes(), threads=info["threads"],
             model_families=sorted(FAMILIES), job_kinds=list(JOB_KINDS),
             codebooks=[CodebookInfo(**info) for info in codebooks.scan()],
             catalogue=[CatalogueEntry(**entry) for entry in catalogue.describe()],

@@ -73,6 +73,9 @@ class Capabilities(_Model):
     gpu: Optional[str] = None
     gpu_memory_gb: Optional[float] = None
     torch: str
+    runtimes: list[str] = Field(default_factory=list, description="encoder runtimes installed "
+                                "(torch, onnx); a job's runtime 'auto' picks the fastest exact one")
+    threads: Optional[int] = Field(None, description="CPU threads the engine uses")
     model_families: list[str]
     job_kinds: list[str] = Field(description="the job kinds this backend runs")
     codebooks: list[CodebookInfo]
