@@ -21,9 +21,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from coredino_contract.protocol import cache_dir
+
 from ..atomic import atomic_open
 from .base import Encoder
-from .weights import cache_root, sha256_file
+from .weights import sha256_file
 
 EXPORT_RECIPE = 1  # bump when the export changes: older cache entries are then rebuilt
 OPSET = 18
@@ -48,7 +50,7 @@ class ExportKey:
         digest = hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
         variant = re.sub(r"[^A-Za-z0-9.-]+", "_", self.variant.strip("/"))[-40:]
         layer = f"@{self.layer}" if self.layer is not None else ""
-        return (cache_root() / "onnx" / f"{self.family}-{variant}{layer}-{self.weights_sha256[:12]}-"
+        return (cache_dir() / "onnx" / f"{self.family}-{variant}{layer}-{self.weights_sha256[:12]}-"
                                          f"{self.side}px-{self.precision}-{digest[:8]}.onnx")
 
 
