@@ -3,7 +3,7 @@ against faiss's blocked top-2 search with the exact float64 re-check (the engine
 
 Features: the default model (core-dino n, layer 16) on real tiles of the demo raster, against
 the bundled 6000 x 64 codebook. Interleaved rounds (A B B A ...), medians, load recorded; ids
-compared with a float64 exact search.
+compared with a float64 exact search. Threads and wait policy as the engine sets them.
 
     .venv/bin/python bench/assign.py [--tiles 16] [--rounds 7]
 """
@@ -11,17 +11,19 @@ compared with a float64 exact search.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
 
-from common import DEMO, ROOT, table  # noqa: E402
+from coredino.threads import configure_threads  # noqa: E402
 
-import numpy as np  # noqa: E402
+configure_threads()  # as the engine does: before torch and faiss start their OpenMP threads
+
+from common import DEMO, ROOT, interleave, table  # noqa: E402
+
 import torch  # noqa: E402
 
 
@@ -45,18 +47,10 @@ def main() -> None:
     centroids = torch.from_numpy(book.centroids)
     matmul = _Scorer(centroids, book.metric)
     exact = _ExactCpuScorer(_Scorer(centroids, book.metric))
-    variants = {"float32 matmul + argmax, 1024-row chunks (before)": lambda: matmul(x, 1024),
-                "faiss top-2 + float64 re-check (now)": lambda: exact(x, 65536)}
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    ids: dict[str, np.ndarray] = {}
-    loads = []
+    variants = {"float32 matmul + argmax, 1024-row chunks (before)": lambda: matmul(x, 1024).numpy(),
+                "faiss top-2 + float64 re-check (now)": lambda: exact(x, 65536).numpy()}
+    times, ids, loads = interleave(variants, args.rounds)
     names = list(variants)
-    for r in range(args.rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            loads.append(os.getloadavg()[0])
-            start = time.perf_counter()
-            ids[name] = variants[name]().numpy()
-            times[name].append(time.perf_counter() - start)
     c64 = torch.nn.functional.normalize(centroids.float(), dim=1).double().numpy()
     expected = (x.double().numpy() @ c64.T).argmax(1)
     first = statistics.median(times[names[0]])

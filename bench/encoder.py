@@ -12,7 +12,6 @@ printed). Threads and wait policy as the engine sets them.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ from coredino.threads import configure_threads  # noqa: E402
 
 configure_threads()
 
-from common import DEMO, OUT, ROOT, table  # noqa: E402
+from common import DEMO, OUT, ROOT, interleave, table  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -62,19 +61,15 @@ def main() -> None:
         print(f"{name}: {describe_runtime(runners[name])}; prepared in {time.perf_counter() - start:.1f} s"
               f"{'; ' + notes[0] if notes else ''}", flush=True)
     tiles = real_tiles(DEMO, side, args.batch)
-    times = {name: [] for name in runners}
-    ids = {}
-    loads = []
+
+    def forward(runner):
+        with torch.inference_mode():
+            out = runner(tiles)
+        return assigner(out.float().permute(0, 2, 3, 1).reshape(-1, encoder.dim))
+
+    times, ids, loads = interleave({name: (lambda r=runner: forward(r)) for name, runner in runners.items()},
+                                   args.rounds)
     names = list(runners)
-    for r in range(args.rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            loads.append(os.getloadavg()[0])
-            start = time.perf_counter()
-            with torch.inference_mode():
-                out = runners[name](tiles)
-            times[name].append(time.perf_counter() - start)
-            ids[name] = assigner(out.float().permute(0, 2, 3, 1).reshape(-1, encoder.dim))
-        print(f"round {r}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in names), file=sys.stderr, flush=True)
     base = statistics.median(times[names[0]])
     rows = [[name, f"{statistics.median(times[name]):.3f}", f"{min(times[name]):.3f}-{max(times[name]):.3f}",
              f"{base / statistics.median(times[name]):.2f}x",
