@@ -35,3 +35,23 @@ def geo(tmp_path_factory, data, demo_raster):
     import_codebook(str(root / "centroids_6k.npy"), str(data / "geocentroids_color_map_rgb_6k.npy"),
                     "geocentroids", book, variant=str(model))
     return dict(root=root, model=model, centroids=centroids, crop=crop, book=book)
+
+
+@pytest.fixture(scope="session")
+def dinov2_folders(tmp_path_factory):
+    """Tiny DINOv2 models (2 layers, 64-d, random weights) with and without registers, saved with
+    save_pretrained."""
+    from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig
+    from transformers import Dinov2WithRegistersModel
+
+    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=128, patch_size=14, image_size=224)
+    folders = {}
+    for name, model in (
+        ("registers", Dinov2WithRegistersModel(Dinov2WithRegistersConfig(num_register_tokens=4,
+                                                                         **size))),
+        ("plain", Dinov2Model(Dinov2Config(**size))),
+    ):
+        folders[name] = tmp_path_factory.mktemp(name)
+        model.save_pretrained(folders[name])
+    return folders

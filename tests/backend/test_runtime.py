@@ -125,3 +125,15 @@ def test_classify_onnx_matches_torch_and_reduced_precision_reports_agreement(fre
         assert 0 <= same <= 100
     assert results["bf16"].runtime.startswith("torch ") and "bf16" in results["bf16"].runtime
     assert "int8" in results["int8"].runtime and len(np.unique(maps["int8"])) > 2
+
+
+@pytest.mark.parametrize("kind", ["registers", "plain"])
+def test_dinov2_exports_with_and_without_registers(fresh_cache, dinov2_folders, kind):
+    encoder = build_encoder(ModelSpec("dinov2", str(dinov2_folders[kind]), "", None), CPU)
+    fast, notes = runtime.prepare_encoder(encoder, "onnx", "fp32", 224, None, CHECK_RASTER)
+    assert isinstance(fast, runtime.OnnxEncoder) and not notes
+    meta = json.loads(sidecar(fast.path).read_text())
+    assert meta["passed"] and meta["cosine_min"] >= 0.9999 and meta["key"]["layer"] is None
+    x = torch.rand(3, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), encoder(x), rtol=1e-4, atol=1e-4)
