@@ -72,8 +72,10 @@ def describe_runtime(encoder: Encoder) -> str:
     if isinstance(encoder, OnnxEncoder):
         import onnxruntime
         return f"onnxruntime {onnxruntime.__version__} {encoder.precision}, {threads}"
-    precision = "bf16" if isinstance(encoder, Bf16Encoder) else "fp32"
-    return f"torch {torch.__version__} {precision}, {threads}"
+    device = next(encoder.parameters()).device
+    precision = "bf16" if isinstance(encoder, Bf16Encoder) else \
+        "bf16 autocast" if device.type == "cuda" else "fp32"
+    return f"torch {torch.__version__} {precision}" + (f", {threads}" if device.type == "cpu" else "")
 
 
 class _Wrapper(Encoder):
@@ -136,8 +138,8 @@ def prepare_encoder(encoder: Encoder, runtime: str, precision: str, side: int,
         encoder = encoder.inner
     device = next(encoder.parameters()).device
     chosen = resolve_runtime(runtime, precision, device, compile)
-    if chosen == "torch" and precision == "fp32":
-        return encoder, []
+    if (chosen == "torch" and precision == "fp32") or device.type != "cpu":
+        return encoder, []  # a GPU runs bf16 autocast whatever the precision asked (device.autocast)
     key = (id(encoder), side, chosen, precision, current_policy())
     if key not in _PREPARED:  # one export check and session per process (service, batch)
         _PREPARED[key] = _prepare(encoder, chosen, runtime, precision, side, assign_ids, check_raster)
@@ -158,10 +160,11 @@ def _prepare(encoder: Encoder, chosen: str, runtime: str, precision: str, side: 
             raise
         except Exception as exc:  # the exporter's or the check's failure
             if runtime == "onnx" or precision == "int8":
-                raise UserError(f"the ONNX export of {encoder.id} does not match torch ({exc}); "
-                                f"pass --runtime torch") from None
-            log.warning("ONNX export of %s does not match torch (%s): running torch", encoder.id, exc)
-            return encoder, [f"ONNX Runtime skipped: its export of {encoder.id} differs from torch ({exc})"]
+                raise UserError(f"cannot run {encoder.id} with ONNX Runtime: its export failed or "
+                                f"differs from torch ({exc}); pass --runtime torch") from None
+            log.warning("ONNX export of %s failed or differs from torch (%s): running torch", encoder.id, exc)
+            return encoder, [f"ONNX Runtime skipped: the export of {encoder.id} failed or differs "
+                             f"from torch ({exc}); running torch"]
         if precision == "int8":
             fast = _onnx_encoder(encoder, side, "int8", assign_ids, check_raster, fast.path)
     if precision == "fp32":
@@ -187,9 +190,10 @@ def _onnx_encoder(encoder: Encoder, side: int, precision: str, assign_ids: Optio
             fast = OnnxEncoder(encoder, key.path, side, precision)
             if precision != "fp32" or _check(encoder, fast, real_tiles(check_raster, side, 1), None)["passed"]:
                 return fast
-        except Exception as exc:  # ONNX Runtime refuses the file: rebuilt below
-            log.warning("ONNX cache %s does not load (%s): rebuilding it", key.path.name, exc)
-        log.warning("ONNX cache %s does not match torch: rebuilding it", key.path.name)
+            problem = "does not match torch"
+        except Exception as exc:  # ONNX Runtime refuses the file
+            problem = f"does not load ({exc})"
+        log.warning("ONNX cache %s %s: rebuilding it", key.path.name, problem)
     start = time.perf_counter()
     tmp = export_onnx(encoder, key, fp32_path)
     try:
