@@ -450,8 +450,9 @@ def _run_info(args: argparse.Namespace) -> int:
     from .device import describe, pick_device
     from .encoders import FAMILIES
     from . import catalogue
+    from .encoders.runtime import installed_runtimes
     from .engine import load_codebook
-    info = {"coredino": __version__, **describe(pick_device(args.device)),
+    info = {"coredino": __version__, **describe(pick_device(args.device)), "runtimes": installed_runtimes(),
             "model_families": sorted(FAMILIES), "catalogue": catalogue.describe()}
     codebook = load_codebook(args.codebook)
     info["codebook"] = {**codebook.summary(), "license": catalogue.license_for(codebook.recipe)}

@@ -32,7 +32,7 @@ def test_cli_sets_threads_and_passive_wait_before_torch():
     info = "from coredino.cli import main; import sys; sys.exit(main(['info', '--device', 'cpu']))"
     done = _python(info, COREDINO_THREADS="1")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["threads"] == 1
+    assert json.loads(done.stdout)["threads"] == 1 and json.loads(done.stdout)["runtimes"] == ["torch", "onnx"]
     probe = ("from coredino.cli import _threads_arg; from coredino.threads import configure_threads; "
              "p = configure_threads(_threads_arg(['classify', 'x.tif', '--threads', '1'])); import os, torch; "
              "print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], p.spin)")
