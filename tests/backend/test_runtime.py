@@ -137,3 +137,14 @@ def test_dinov2_exports_with_and_without_registers(fresh_cache, dinov2_folders, 
     x = torch.rand(3, 3, 224, 224)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), encoder(x), rtol=1e-4, atol=1e-4)
+
+
+def test_processor_encoder_stays_on_torch(geo):
+    """dinov2-processor's uint8 PIL-exact resize has no exact ONNX form: auto keeps torch, onnx refuses."""
+    from coredino.encoders.processor import ProcessorDinoV2Encoder
+
+    encoder = build_encoder(ModelSpec("dinov2-processor", str(geo["model"]), "", None), CPU)
+    assert isinstance(encoder, ProcessorDinoV2Encoder)
+    assert runtime.prepare_encoder(encoder, "auto", "fp32", 224, None, CHECK_RASTER) == (encoder, [])
+    with pytest.raises(UserError, match="dinov2-processor encoders run on torch only"):
+        runtime.prepare_encoder(encoder, "onnx", "fp32", 224, None, CHECK_RASTER)

@@ -140,6 +140,11 @@ def prepare_encoder(encoder: Encoder, runtime: str, precision: str, side: int,
     chosen = resolve_runtime(runtime, precision, device, compile)
     if (chosen == "torch" and precision == "fp32") or device.type != "cpu":
         return encoder, []  # a GPU runs bf16 autocast whatever the precision asked (device.autocast)
+    if chosen == "onnx" and not encoder.onnx:
+        if runtime == "auto" and precision == "fp32":
+            return encoder, []
+        raise UserError(f"{encoder.family} encoders run on torch only; pass --runtime torch "
+                        f"--precision fp32 (or bf16)")
     key = (id(encoder), side, chosen, precision, current_policy())
     if key not in _PREPARED:  # one export check and session per process (service, batch)
         _PREPARED[key] = _prepare(encoder, chosen, runtime, precision, side, assign_ids, check_raster)
