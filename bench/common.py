@@ -133,6 +133,23 @@ def hardware(device: torch.device) -> str:
             f"threads, {date.today().isoformat()}")
 
 
+def interleave(variants: dict, rounds: int) -> tuple[dict, dict, list[float]]:
+    """Call each variant once per round, in turn (A B C, then C B A, ...): load drifting on a
+    shared machine hits all alike. Returns seconds per variant, each variant's last result and
+    the 1-minute load average before every call."""
+    times: dict = {name: [] for name in variants}
+    results: dict = {}
+    loads: list[float] = []
+    names = list(variants)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            loads.append(os.getloadavg()[0])
+            start = time.perf_counter()
+            results[name] = variants[name]()
+            times[name].append(time.perf_counter() - start)
+    return times, results, loads
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A Markdown table."""
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]

@@ -6,12 +6,16 @@
 The data is a synthetic Gaussian mixture (6000 true centres in 768-d plus noise, generated on the
 device), so any n fits without a feature extraction first; the timing of a Lloyd iteration does
 not depend on the values. On the CPU, faiss (the engine's CPU path) runs on the same data for
-comparison. ``--tsne`` also times ``centroid_colors`` on the fitted centroids.
+comparison, interleaved with torch over ``--rounds`` rounds (torch, faiss, faiss, torch, ...:
+load drifting on a shared machine hits both alike; medians and load averages are reported).
+``--tsne`` also times ``centroid_colors`` on the fitted centroids.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,6 +52,7 @@ def main() -> None:
                     help="torch initialisation (default: kmeans|| on CUDA, random on CPU)")
     ap.add_argument("--no-faiss", action="store_true", help="skip the faiss run on the CPU")
     ap.add_argument("--tsne", action="store_true", help="also time centroid_colors on the centroids")
+    ap.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default: 1 on CUDA, 3 on CPU)")
     args = ap.parse_args()
 
     from coredino.codebook.kmeans import fit_kmeans
@@ -66,21 +71,38 @@ def main() -> None:
     sync(device)
     rows = []
     stats: dict = {}
-    with PeakRss() as rss:
-        start = time.perf_counter()
-        centroids = torch_kmeans(x, args.k, args.metric, 0, niter, device=device, init=init, stats=stats)
-        sync(device)
-        t_torch = time.perf_counter() - start
+    faiss_too = not cuda and not args.no_faiss
+    rounds = args.rounds or (1 if cuda else 3)
+    times: dict[str, list[float]] = {"torch": [], "faiss": []}
+    loads: list[float] = []
+    xn = x.numpy() if faiss_too else None
+    for r in range(rounds):
+        for which in (("torch", "faiss") if r % 2 == 0 else ("faiss", "torch")):
+            if which == "faiss" and not faiss_too:
+                continue
+            loads.append(os.getloadavg()[0])
+            with PeakRss() as rss_run:
+                start = time.perf_counter()
+                if which == "torch":
+                    stats = {}
+                    centroids = torch_kmeans(x, args.k, args.metric, 0, niter, device=device, init=init,
+                                             stats=stats)
+                    sync(device)
+                else:
+                    fitted = fit_kmeans(xn, args.k, args.metric, 0, niter, device="cpu")
+                times[which].append(time.perf_counter() - start)
+            if which == "torch":
+                rss = rss_run
+            else:
+                rss_f = rss_run
+    t_torch = statistics.median(times["torch"])
+    print(f"medians of {rounds} interleaved rounds; load average {min(loads):.1f}-{max(loads):.1f}")
     gpu_mem = f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if cuda else ""
     rows.append([f"torch_kmeans ({device.type}, {'bf16 x fp32-acc' if cuda else 'fp32'}, init {init})",
                  f"{t_torch:.1f}", f"{t_torch / niter:.2f}", f"{stats['objective'][-1]:.6g}",
                  f"{rss.mb:.0f}{gpu_mem}"])
-    if not cuda and not args.no_faiss:
-        xn = x.numpy()
-        with PeakRss() as rss_f:
-            start = time.perf_counter()
-            fitted = fit_kmeans(xn, args.k, args.metric, 0, niter, device="cpu")
-            t_faiss = time.perf_counter() - start
+    if faiss_too:
+        t_faiss = statistics.median(times["faiss"])
         # the same objective as torch's: squared distances before the last update
         obj = _objective(xn, fitted, args.metric)
         rows.append([f"faiss (engine CPU path, random init)", f"{t_faiss:.1f}", f"{t_faiss / niter:.2f}",

@@ -11,7 +11,9 @@ and the core ids are written to a GeoTIFF. Tiles that are mostly one flat colour
 The engine: ``coredino.engine.classify`` with its defaults for the device (see README).
 
 Both run DINOv2 ViT-B/14 with registers (random weights: the same compute as the real model)
-and a 6000 x 768 cosine codebook of random unit centroids, in one process, one after the other.
+and a 6000 x 768 cosine codebook of random unit centroids, in one process, in interleaved rounds
+(engine, reference, reference, engine, ...) so that load drifting on a shared machine hits both
+alike; the table gives the medians of ``--rounds`` runs and the load averages seen.
 
     .venv/bin/python bench/pipeline.py                      # demo raster, CPU or the GPU
     .venv/bin/python bench/pipeline.py --raster scene.tif --device cuda --batch-size 256
@@ -22,7 +24,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -139,6 +143,8 @@ def run_baseline(raster: str, folder: str, centroids: np.ndarray, device: torch.
 
 def run_engine(raster: str, encoder, codebook, device: torch.device, output: Path,
                batch_size: int, compile: bool, profile: bool) -> dict:
+    """The engine's classify with the torch runtime (so its encoder time can be measured; the
+    runtimes are compared end to end by bench/runtime.py)."""
     import coredino.engine as engine
     from coredino.codebook import Assigner
     from coredino.params import ClassifyOptions, ClassifyParams
@@ -159,7 +165,7 @@ def run_engine(raster: str, encoder, codebook, device: torch.device, output: Pat
     try:
         params = ClassifyParams(raster, str(output), ClassifyOptions(device=str(device),
                                                                      batch_size=batch_size,
-                                                                     compile=compile))
+                                                                     compile=compile, runtime="torch"))
         start = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -176,6 +182,17 @@ def run_engine(raster: str, encoder, codebook, device: torch.device, output: Pat
         stats.print_stats(18)
     return dict(wall=wall, tiles=result.tiles, cells=sum(result.classes.values()),
                 encoder=encode.seconds, assign=assign.seconds, assigned=assigned[0])
+
+
+def _median(runs: list[dict]) -> dict:
+    """Each numeric figure's median over the runs."""
+    return {key: statistics.median(r[key] for r in runs) for key, value in runs[0].items()
+            if isinstance(value, (int, float))}
+
+
+def _loads(runs: list[dict]) -> str:
+    loads = [r["load"] for r in runs]
+    return f"{min(loads):.1f}-{max(loads):.1f}"
 
 
 def micro(features: np.ndarray, centroids: np.ndarray, codebook, device: torch.device,
@@ -216,6 +233,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="engine with torch.compile")
     ap.add_argument("--profile", action="store_true", help="cProfile the engine (main thread)")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
     args = ap.parse_args()
 
     from coredino.device import pick_device
@@ -235,16 +253,27 @@ def main() -> None:
           f"device {device}; engine batch {batch}")
     ds = None
 
-    with PeakRss() as rss_engine:
-        eng = run_engine(args.raster, encoder, codebook, device, OUT / "engine_classes.tif", batch,
-                         args.compile, args.profile)
-    eng["rss"] = rss_engine.mb
-    base = None
-    if not args.skip_baseline:
-        with PeakRss() as rss_base:
-            base = run_baseline(args.raster, folder, codebook.centroids, device,
-                                OUT / "baseline_classes.tif", args.micro_n)
-        base["rss"] = rss_base.mb
+    engine_runs, base_runs = [], []
+    for r in range(args.rounds):
+        order = ("engine", "reference") if r % 2 == 0 else ("reference", "engine")
+        for which in order:
+            if which == "reference" and args.skip_baseline:
+                continue
+            load = os.getloadavg()[0]
+            with PeakRss() as rss:
+                if which == "engine":
+                    run = run_engine(args.raster, encoder, codebook, device, OUT / "engine_classes.tif",
+                                     batch, args.compile, args.profile and r == 0)
+                else:
+                    run = run_baseline(args.raster, folder, codebook.centroids, device,
+                                       OUT / "baseline_classes.tif", args.micro_n)
+            run.update(rss=rss.mb, load=load)
+            (engine_runs if which == "engine" else base_runs).append(run)
+            print(f"round {r} {which}: {run['wall']:.1f} s (load {load:.1f})", file=sys.stderr, flush=True)
+    eng = _median(engine_runs)
+    base = _median(base_runs) if base_runs else None
+    if base:
+        base["features"] = base_runs[0]["features"]
 
     cell_km2 = (PATCH * 0.25) ** 2 / 1e6  # km^2 of one output cell at 0.25 m
 
@@ -255,6 +284,7 @@ def main() -> None:
 
     header = ["pipeline", "wall s", "tiles", "tiles/s", "km²/s (0.25 m)", "patch assignments/s",
               "peak RSS MB", "encoder % of wall"]
+    print(f"\nmedians of {args.rounds} interleaved rounds; load average {_loads(engine_runs + base_runs)}")
     rows = [row("engine", eng)]
     if base:
         rows.insert(0, row("reference (baseline)", base))

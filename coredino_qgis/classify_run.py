@@ -19,6 +19,7 @@ from .job_follower import JobFollower
 from .layer_export import ExportError, LayerExportTask, local_raster_path, plan_export
 from .log import CRITICAL, INFO, SUCCESS, WARNING, log
 from .results import ResultError, add_classified_layer
+from .settings import PluginSettings
 
 
 def export_folder() -> str:
@@ -86,7 +87,7 @@ class ClassifyRun(QObject):
 
     def _submit(self, path: str) -> None:
         options = ClassifyOptions(codebook=None if self.codebook.get("default") else self.codebook.get("path"),
-                                  embeddings=self.embeddings)
+                                  embeddings=self.embeddings, runtime=PluginSettings.load().runtime)
         self.follower = JobFollower(self.launcher, ClassifyParams(path, self.output, options), self)
         self.follower.submitted.connect(self._submitted)
         self.follower.progress.connect(self._progress)

@@ -25,12 +25,15 @@ class PluginSettings:
                        else ``<coredino cache>/service/token``.
     max_export_pixels: largest export (width x height) of a layer that is not a local file
                        (XYZ, WMS, ...) at the codebook's GSD.
+    runtime:           encoder runtime the backend uses: auto (ONNX Runtime on a CPU, torch on a
+                       GPU), torch or onnx.
     """
 
     python: str = ""
     url: str = ""
     token_file: str = ""
     max_export_pixels: int = 25_000_000
+    runtime: str = "auto"
 
     @classmethod
     def load(cls) -> "PluginSettings":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -19,6 +20,7 @@ from .backend_process import BackendLauncher, running_service
 from .diagnostics import copy_diagnostics
 from .setup_dialog import SetupDialog
 from .contract.protocol import default_token_file, service_file
+from .contract.params import RUNTIMES
 from .settings import DEFAULT_URL, PluginSettings
 
 
@@ -61,6 +63,13 @@ class SettingsDialog(QDialog):
         self.max_pixels_spin.setToolTip("Largest export of a layer that is not a local file (XYZ, WMS...), "
                                         "at the codebook's ground sample distance.")
         form.addRow("Export limit", self.max_pixels_spin)
+
+        self.runtime_combo = QComboBox(self)
+        self.runtime_combo.addItems(RUNTIMES)
+        self.runtime_combo.setCurrentText(settings.runtime if settings.runtime in RUNTIMES else "auto")
+        self.runtime_combo.setToolTip("How the backend runs the encoder: auto (ONNX Runtime on a CPU, the "
+                                      "same classes as torch, faster; torch on a GPU), torch or onnx.")
+        form.addRow("Encoder runtime", self.runtime_combo)
         layout.addLayout(form)
 
         service = running_service()
@@ -91,7 +100,8 @@ class SettingsDialog(QDialog):
     def settings(self) -> PluginSettings:
         return PluginSettings(python=self.python_widget.filePath().strip(), url=self.url_edit.text().strip(),
                               token_file=self.token_widget.filePath().strip(),
-                              max_export_pixels=self.max_pixels_spin.value() * 1_000_000)
+                              max_export_pixels=self.max_pixels_spin.value() * 1_000_000,
+                              runtime=self.runtime_combo.currentText())
 
     def test_connection(self) -> None:
         """Save, then connect as the dock does; the outcome replaces the note under the form."""

@@ -8,12 +8,13 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
-from coredino_contract.params import CLASSIFIERS, METRICS
+from coredino_contract.params import CLASSIFIERS, METRICS, PRECISIONS, RUNTIMES
 from coredino_contract.protocol import DEFAULT_PORT
 
 from . import __version__
 from .errors import Cancelled, UserError
 from .progress import Progress
+from .threads import configure_threads
 
 EPILOG = """examples:
   coredino classify scene.tif -o scene_classes.tif
@@ -34,6 +35,11 @@ EPILOG = """examples:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:  # before anything imports torch: OpenMP reads its wait policy when it starts
+        configure_threads(_threads_arg(sys.argv[1:] if argv is None else argv))
+    except UserError as exc:
+        print(f"coredino: error: {exc}", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
@@ -93,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--device", default="auto")
     f.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
     f.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1 (one number: panchromatic)")
+    _threads_option(f)
     f.set_defaults(run=_run_fit)
 
     k = sub.add_parser("cluster", help="cluster a raster on its own features (no codebook needed)",
@@ -113,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 8 on the CPU, 64 on a GPU)")
     k.add_argument("--bands", type=_bands, help="band numbers used as R,G,B, e.g. 3,2,1")
     k.add_argument("--rgb", action="store_true", help="also write <output>_rgb.tif, an RGBA rendering")
+    _threads_option(k)
     k.set_defaults(run=_run_cluster)
 
     m = sub.add_parser("import-codebook", help="a codebook from centroids and colours fitted elsewhere",
@@ -164,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--token-file", help="where to write the token (default: ~/.cache/coredino/service/token)")
     s.add_argument("--codebooks", nargs="+", action="extend", default=[], metavar="DIR",
                    help="folders scanned for *.codebook.npz (the bundled codebook is always offered)")
+    _threads_option(s)
     s.set_defaults(run=_run_serve)
 
     from .evaluate.commands import add_eval_parser
@@ -194,6 +203,19 @@ def _model_spec(args: argparse.Namespace):
     return parse_model(args.model, args.weights, args.layer)
 
 
+def _threads_arg(argv: Sequence[str]) -> Optional[int]:
+    """``--threads N`` wherever it is on the command line (read before the full parse)."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--threads", type=int)
+    return early.parse_known_args(list(argv))[0].threads
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int,
+                   help="CPU threads (default: COREDINO_THREADS, else the cores this process may use); "
+                        "threads sleep when idle unless OMP_WAIT_POLICY=ACTIVE is set")
+
+
 def _classify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codebook", help="codebook file or catalogue name, e.g. geocentroids-sa "
                                       "(default: the bundled one)")
@@ -211,6 +233,14 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=int, metavar="N",
                    help="write the map at N groups of the codebook's cluster tree (e.g. 16) instead of "
                         "its clusters")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="encoder runtime: auto (ONNX Runtime on the CPU when installed, torch on a GPU), "
+                        "torch or onnx (exported once per model and tile size, checked against torch, "
+                        "cached) (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="encoder precision: fp32 (exact), bf16 (torch) or int8 (ONNX Runtime); reduced "
+                        "precision prints its id agreement with fp32 (default: %(default)s)")
+    _threads_option(p)
 
 
 def _explore_parsers(sub) -> None:
@@ -346,7 +376,8 @@ def _options(args: argparse.Namespace):
     from .params import ClassifyOptions
     return ClassifyOptions(codebook=args.codebook, weights=args.weights, device=args.device,
                            batch_size=args.batch_size, bands=args.bands, rgb=args.rgb,
-                           embeddings=args.embeddings, compile=args.compile, level=args.level)
+                           embeddings=args.embeddings, compile=args.compile, level=args.level,
+                           runtime=args.runtime, precision=args.precision)
 
 
 @contextmanager
@@ -384,7 +415,7 @@ def _run_classify(args: argparse.Namespace) -> int:
         print(f"coredino: warning: {warning}", file=sys.stderr)
     cells = sum(result.classes.values())
     print(f"{result.output}: {len(result.classes)} clusters over {cells} cells, {result.tiles} tiles "
-          f"in {result.seconds:.1f} s on {result.device}")
+          f"in {result.seconds:.1f} s on {result.device} ({result.runtime})")
     if result.rgb_output:
         print(f"{result.rgb_output}: RGBA rendering")
     if result.embeddings:
@@ -537,8 +568,10 @@ def _run_info(args: argparse.Namespace) -> int:
     from .device import describe, pick_device
     from .encoders import FAMILIES
     from . import catalogue
+    from .encoders.runtime import installed_runtimes
     from .engine import load_codebook
     info = {"coredino": __version__, **describe(pick_device(args.device)), **environment(),
+            "runtimes": installed_runtimes(),
             "model_families": sorted(FAMILIES), "catalogue": catalogue.describe()}
     codebook = load_codebook(args.codebook)
     info["codebook"] = {**codebook.summary(), "license": catalogue.license_for(codebook.recipe)}

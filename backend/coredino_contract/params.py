@@ -17,6 +17,8 @@ CORE_DINO_SCALES = ("n", "s", "m", "l", "x")
 CORE_DINO_LAYERS = (16, 19, 22)  # YOLO11 layers with strides 8, 16, 32
 DEFAULT_LAYER = 19
 METRICS = ("cosine", "l2")
+RUNTIMES = ("auto", "torch", "onnx")  # encoder runtimes (auto: ONNX Runtime on a CPU, torch on a GPU)
+PRECISIONS = ("fp32", "bf16", "int8")  # fp32 exact; bf16 runs on torch, int8 on ONNX Runtime
 _EXAMPLES = "core-dino:x, core-dino:n@16, dinov2:facebook/dinov2-with-registers-base"
 
 
@@ -120,6 +122,10 @@ class ClassifyOptions:
                 embeddings) for exploring: similar places, without re-running the encoder.
     level:      write the map at this many groups of the codebook's cluster tree instead of its
                 clusters (see LevelsParams); None: clusters.
+    runtime:    ``auto`` (ONNX Runtime on the CPU when installed, torch on a GPU), ``torch`` or
+                ``onnx`` (the encoder exported once, checked against torch, cached).
+    precision:  ``fp32`` (exact, the default), ``bf16`` (torch) or ``int8`` (ONNX Runtime); reduced
+                precision reports its id agreement with fp32 in the result's warnings.
     """
 
     codebook: Optional[str] = None
@@ -131,10 +137,23 @@ class ClassifyOptions:
     compile: bool = False
     embeddings: bool = False
     level: Optional[int] = None
+    runtime: str = "auto"
+    precision: str = "fp32"
 
     def validate(self) -> None:
-        """Only the level: the rest needs the raster (bands) and the device (batch size)."""
+        """The level, runtime and precision (bands wait for the raster, the batch size for the device)."""
         _at_least(self.level, 1, "--level")
+        if self.runtime not in RUNTIMES:
+            raise UserError(f"unknown runtime {self.runtime!r}; use one of {', '.join(RUNTIMES)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.runtime == "onnx" and self.precision == "bf16":
+            raise UserError("precision bf16 runs on the torch runtime (ONNX Runtime has no fast bf16 "
+                            "on CPUs); pass --runtime torch or auto, or --precision int8")
+        if self.runtime == "torch" and self.precision == "int8":
+            raise UserError("precision int8 runs on ONNX Runtime; pass --runtime onnx or auto")
+        if self.compile and self.runtime == "onnx":
+            raise UserError("--compile applies to the torch runtime; pass --runtime torch or drop --compile")
 
 
 @dataclass

@@ -21,6 +21,7 @@ class ClassifyResult:
     rgb_output: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     embeddings: Optional[str] = None  # <output stem>_embeddings.tif when options.embeddings
+    runtime: str = ""  # what ran the encoder, e.g. "onnxruntime 1.32.0 fp32, 2 threads (passive)"
 
 
 @dataclass

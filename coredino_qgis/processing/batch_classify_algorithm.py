@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from ..contract import BatchParams, ClassifyOptions
+from ..settings import PluginSettings
 from .base_algorithm import CoredinoAlgorithm
 from .compat import FOLDER
 
@@ -40,7 +41,8 @@ class BatchClassifyAlgorithm(CoredinoAlgorithm):
                           self.parameterAsString(parameters, "OUTPUT_DIR", context),
                           self.parameterAsString(parameters, "PATTERN", context) or "**/*.tif",
                           self.parameterAsBool(parameters, "OVERWRITE", context),
-                          ClassifyOptions(codebook=self.parameterAsFile(parameters, "CODEBOOK", context) or None))
+                          ClassifyOptions(codebook=self.parameterAsFile(parameters, "CODEBOOK", context) or None,
+                                          runtime=PluginSettings.load().runtime))
         result = self.run_job(job, feedback)
         for path, reason in result.failed.items():
             feedback.reportError(f"{path}: {reason}")

@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from ..contract import ClassifyOptions, ClassifyParams
+from ..settings import PluginSettings
 from .base_algorithm import CoredinoAlgorithm, layer_path
 from .output_style import style_when_loaded
 
@@ -37,8 +38,8 @@ class ClassifyAlgorithm(CoredinoAlgorithm):
         codebook = self.parameterAsFile(parameters, "CODEBOOK", context) or None
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         embeddings = self.parameterAsBoolean(parameters, "EMBEDDINGS", context)
-        result = self.run_job(ClassifyParams(source, output, ClassifyOptions(codebook=codebook, embeddings=embeddings)),
-                              feedback)
+        options = ClassifyOptions(codebook=codebook, embeddings=embeddings, runtime=PluginSettings.load().runtime)
+        result = self.run_job(ClassifyParams(source, output, options), feedback)
         style_when_loaded(context, result.output, result.classes)
         for warning in result.warnings:
             feedback.pushWarning(warning)

@@ -49,3 +49,23 @@ def kampala(tmp_path_factory, data):
     ds = None
     result = classify(ClassifyParams(str(source), str(out), ClassifyOptions(embeddings=True, device="cpu")))
     return result, source, out
+
+
+@pytest.fixture(scope="session")
+def dinov2_folders(tmp_path_factory):
+    """Tiny DINOv2 models (2 layers, 64-d, random weights) with and without registers, saved with
+    save_pretrained."""
+    from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig
+    from transformers import Dinov2WithRegistersModel
+
+    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=128, patch_size=14, image_size=224)
+    folders = {}
+    for name, model in (
+        ("registers", Dinov2WithRegistersModel(Dinov2WithRegistersConfig(num_register_tokens=4,
+                                                                         **size))),
+        ("plain", Dinov2Model(Dinov2Config(**size))),
+    ):
+        folders[name] = tmp_path_factory.mktemp(name)
+        model.save_pretrained(folders[name])
+    return folders

@@ -239,3 +239,38 @@ def test_reservoir_batches_equal_row_by_row(feats):
         single.add(row[None])
     assert batched.seen == single.seen == 600
     np.testing.assert_array_equal(batched.sample(), single.sample())
+
+
+def test_cpu_search_is_exact_on_real_features_and_near_ties(demo_raster):
+    """The CPU search (faiss top-2 + float64 re-check) gives the float64 search's ids, also where
+    two centroids are closer than float32 rounding: the default model's real features."""
+    from coredino.encoders import ModelSpec, build_encoder
+    from coredino.encoders.onnx_export import real_tiles
+    from coredino.engine import DEFAULT_CODEBOOK, load_codebook
+
+    book = load_codebook(str(DEFAULT_CODEBOOK))
+    encoder = build_encoder(ModelSpec("core-dino", "n", str(DEFAULT_CODEBOOK.parent / "coredino-n-default.pt"), 16),
+                            torch.device("cpu"))
+    with torch.inference_mode():
+        feats = encoder(real_tiles(demo_raster, 384, 2)).permute(0, 2, 3, 1).reshape(-1, 64)
+    c32 = torch.nn.functional.normalize(torch.from_numpy(book.centroids).float(), dim=1).numpy()
+    # near ties: halfway between two neighbouring centroids, nudged by about one float32 ulp
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, book.k, 500)
+    b = np.argsort(c32[a] @ c32.T, axis=1)[:, -2]
+    mid = (c32[a] + c32[b]) / 2 + rng.standard_normal((500, 64)).astype(np.float32) * 1e-7
+    x = np.concatenate([feats.numpy(), mid.astype(np.float32)])
+    expected = (x.astype(np.float64) @ c32.astype(np.float64).T).argmax(1)
+    ids = Assigner(book, "cpu")(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(ids, expected)
+    # the float32 matmul alone gets some of the near ties wrong: the re-check is what makes it exact
+    float32_ids = (x @ c32.T).argmax(1)
+    assert (float32_ids != expected).any()
+    for metric in ("cosine", "l2"):  # and the module-level search agrees with brute force in float64
+        c = torch.from_numpy(book.centroids[:300])
+        got = assign(torch.from_numpy(x[:2000]), c, metric).numpy()
+        cc = (torch.nn.functional.normalize(c, dim=1) if metric == "cosine" else c).double().numpy()
+        score = x[:2000].astype(np.float64) @ cc.T
+        if metric == "l2":
+            score -= 0.5 * (c.numpy() * c.numpy()).sum(1).astype(np.float32).astype(np.float64)
+        np.testing.assert_array_equal(got, score.argmax(1))

@@ -174,24 +174,6 @@ def test_hub_file_offline_and_not_cached(tmp_path):
 
 # DINOv2
 
-@pytest.fixture(scope="module")
-def dinov2_folders(tmp_path_factory):
-    from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig
-    from transformers import Dinov2WithRegistersModel
-
-    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                intermediate_size=128, patch_size=14, image_size=224)
-    folders = {}
-    for name, model in (
-        ("registers", Dinov2WithRegistersModel(Dinov2WithRegistersConfig(num_register_tokens=4,
-                                                                         **size))),
-        ("plain", Dinov2Model(Dinov2Config(**size))),
-    ):
-        folders[name] = tmp_path_factory.mktemp(name)
-        model.save_pretrained(folders[name])
-    return folders
-
-
 @pytest.mark.parametrize("kind,skip", [("registers", 5), ("plain", 1)])
 def test_dinov2_patch_tokens(dinov2_folders, kind, skip):
     from transformers import AutoModel

@@ -73,7 +73,10 @@ def test_settings_dialog_round_trip(qgis_app, plugin_settings):
     dialog = SettingsDialog()
     assert dialog.python_widget.filePath() == "/opt/venv/bin/python"
     assert dialog.max_pixels_spin.value() == 40
+    assert dialog.runtime_combo.currentText() == "auto"
     dialog.url_edit.setText(" http://127.0.0.1:8766 ")
+    dialog.runtime_combo.setCurrentText("torch")
     dialog.accept()
-    assert PluginSettings.load() == PluginSettings("/opt/venv/bin/python", "http://127.0.0.1:8766", "/tmp/t", 40_000_000)
+    assert PluginSettings.load() == PluginSettings("/opt/venv/bin/python", "http://127.0.0.1:8766", "/tmp/t", 40_000_000,
+                                                   "torch")
     dialog.deleteLater()

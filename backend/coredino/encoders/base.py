@@ -27,6 +27,7 @@ class Encoder(nn.Module):
     normalisation: str
     weights_sha256: str
     weights_uri: str
+    onnx: bool = True  # exportable to ONNX (runtime auto uses ONNX Runtime on a CPU)
 
     def recipe(self) -> dict:
         """What a codebook must match to be used with this encoder."""

@@ -42,6 +42,7 @@ class ProcessorDinoV2Encoder(DinoV2Encoder):
 
     family = "dinov2-processor"
     normalisation = "imagenet-processor-256-crop-224"
+    onnx = False  # the uint8 antialiased bicubic resize (PIL's arithmetic) has no exact ONNX form
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -20,6 +20,7 @@ from ..about import environment
 from ..device import describe, pick_device
 from ..engine import DEFAULT_CODEBOOK
 from ..encoders import FAMILIES
+from ..encoders.runtime import installed_runtimes
 from .jobs import JobQueue
 from .schemas import (Capabilities, CatalogueEntry, CodebookInfo, Health, JobList, JobRecord, JobSpec,
                       QueueInfo)
@@ -65,6 +66,7 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
             gpu=info.get("gpu"), gpu_memory_gb=info.get("gpu_memory_gb"), torch=info["torch"],
             gdal=env["gdal"], python=env["python"], python_version=env["python_version"],
             platform=env["platform"], package=env["package"],
+            runtimes=installed_runtimes(), threads=info["threads"],
             model_families=sorted(FAMILIES), job_kinds=list(JOB_KINDS),
             codebooks=[CodebookInfo(**info) for info in codebooks.scan()],
             catalogue=[CatalogueEntry(**entry) for entry in catalogue.describe()],

@@ -78,6 +78,9 @@ class Capabilities(_Model):
     python_version: Optional[str] = None
     platform: Optional[str] = None
     package: Optional[str] = Field(None, description="folder the coredino package is imported from")
+    runtimes: list[str] = Field(default_factory=list, description="encoder runtimes installed "
+                                "(torch, onnx); a job's runtime 'auto' picks the fastest exact one")
+    threads: Optional[int] = Field(None, description="CPU threads the engine uses")
     model_families: list[str]
     job_kinds: list[str] = Field(description="the job kinds this backend runs")
     codebooks: list[CodebookInfo]
