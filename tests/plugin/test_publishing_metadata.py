@@ -20,7 +20,7 @@ def test_about_names_the_real_menu_and_every_algorithm(provider):
     about = general()["about"]
     assert f"Raster > {MENU.replace('&', '')}" in about  # the plugin adds its actions to the Raster menu
     algorithms = provider.algorithms()
-    assert len(algorithms) == 6
+    assert len(algorithms) == 9
     for algorithm in algorithms:
         assert algorithm.displayName() in about, algorithm.displayName()
 
