@@ -57,13 +57,21 @@ class TileGrid:
         return self.tile - 2 * self.border
 
     def __iter__(self) -> Iterator[Tile]:
-        for out_y, y in self._axis(self.cells_y):
-            for out_x, x in self._axis(self.cells_x):
+        columns = self._axis(self.cells_x)
+        for out_y, y in self._row_axis():
+            for out_x, x in columns:
                 yield Tile(x, y, out_x, out_y,
                            min(self.core, self.cells_x - out_x), min(self.core, self.cells_y - out_y))
 
     def __len__(self) -> int:
-        return len(self._axis(self.cells_x)) * len(self._axis(self.cells_y))
+        return len(self._axis(self.cells_x)) * len(self._row_axis())
+
+    def _row_axis(self) -> list[tuple[int, int]]:
+        return self._axis(self.cells_y)
+
+    @property
+    def tile_rows(self) -> int:
+        return len(self._axis(self.cells_y))
 
     def _axis(self, cells: int) -> list[tuple[int, int]]:
         """(first written cell, first read cell) along one axis."""
@@ -75,3 +83,31 @@ class TileGrid:
 def tile_grid(raster: "RasterSource", patch: int, tile: int, border: int) -> TileGrid:
     """The tiles covering ``raster``'s grid of ``patch`` x ``patch`` pixel cells."""
     return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border)
+
+
+@dataclass(frozen=True)
+class TileBand(TileGrid):
+    """The tile rows ``first_row`` to ``stop_row`` (exclusive) of a :class:`TileGrid`.
+
+    Its tiles are the grid's own (same windows, same context border), so classifying the bands
+    of a grid one by one writes exactly the cells of the whole grid; :attr:`out_rows` are the
+    output cell rows the band writes.
+    """
+
+    first_row: int = 0
+    stop_row: int = 0
+
+    @classmethod
+    def of(cls, grid: TileGrid, first_row: int, stop_row: int) -> "TileBand":
+        rows = grid.tile_rows
+        if not 0 <= first_row < stop_row <= rows:
+            raise UserError(f"tile rows {first_row}..{stop_row} are outside the grid's {rows} rows")
+        return cls(grid.cells_x, grid.cells_y, grid.tile, grid.border, first_row, stop_row)
+
+    @property
+    def out_rows(self) -> tuple[int, int]:
+        """(first output cell row, stop row) written by the band's tiles."""
+        return self.first_row * self.core, min(self.stop_row * self.core, self.cells_y)
+
+    def _row_axis(self) -> list[tuple[int, int]]:
+        return self._axis(self.cells_y)[self.first_row:self.stop_row]
