@@ -19,6 +19,7 @@ from .threads import configure_threads
 EPILOG = """examples:
   coredino classify scene.tif -o scene_classes.tif
   coredino batch orthos/ out/ --pattern '**/*.tif'
+  coredino batch /vsis3/bucket/orthos/ /vsis3/bucket/classes/ --ray auto
   coredino fit-codebook a.tif b.tif -o my.codebook.npz --model core-dino:x --weights student.pt
   coredino quicklook scene_classes.tif --source scene.tif -o look.png
   coredino classify scene.tif -o c.tif --embeddings && coredino similar c.tif -o sim.tif --positive=X,Y
@@ -68,15 +69,27 @@ def _parser() -> argparse.ArgumentParser:
     _classify_options(c)
     c.set_defaults(run=_run_classify)
 
-    b = sub.add_parser("batch", help="classify every raster in a folder (resumable)",
+    b = sub.add_parser("batch", help="classify every raster in a folder (resumable; --ray scales out)",
                        description="Classify a folder recursively into OUTPUT_DIR/<same folders>/"
                                    "<name>_classes.tif. Outputs already made with the same codebook "
                                    "are skipped, so re-running resumes; a bad file is reported and "
-                                   "the rest continue.")
-    b.add_argument("input_dir")
-    b.add_argument("output_dir")
+                                   "the rest continue. INPUT_DIR may be an object-store prefix "
+                                   "(/vsis3/bucket/prefix, /vsigs/, /vsiaz/) or a STAC item, "
+                                   "collection or catalog (.json file or URL); OUTPUT_DIR may be an "
+                                   "object-store prefix. See docs/scaling.md.")
+    b.add_argument("input_dir", help="folder, /vsis3/... prefix, or STAC .json (path or URL)")
+    b.add_argument("output_dir", help="folder or /vsis3/... prefix")
     b.add_argument("--pattern", default="**/*.tif", help="glob below INPUT_DIR (default: %(default)s)")
     b.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on Ray actors (one model each): no ADDRESS starts a local Ray runtime, "
+                        "'auto' or ray://HOST:PORT joins a cluster; writes "
+                        "OUTPUT_DIR/coredino-batch-summary.json")
+    b.add_argument("--workers", type=int,
+                   help="with --ray: actors (default: one per GPU, else one per 4 CPUs)")
+    b.add_argument("--band-rows", type=int,
+                   help="with --ray: tile rows per work item of a raster split across actors "
+                        "(default: split rasters much larger than an actor's share; 0: never)")
     _classify_options(b)
     b.set_defaults(run=_run_batch)
 
@@ -425,12 +438,17 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace) -> int:
     from .params import BatchParams
-    params = BatchParams(args.input_dir, args.output_dir, args.pattern, args.overwrite, _options(args))
+    params = BatchParams(args.input_dir, args.output_dir, args.pattern, args.overwrite, _options(args),
+                         executor="ray" if args.ray else "process",
+                         ray_address=None if args.ray in (None, "local") else args.ray,
+                         workers=args.workers, band_rows=args.band_rows)
     result = _run(params, args.input_dir)
     for path, reason in result.failed.items():
         print(f"FAILED {path}: {reason}", file=sys.stderr)
+    for item, reason in result.retried.items():
+        print(f"retried {item}: {reason}", file=sys.stderr)
     print(f"batch: {len(result.done)} classified, {len(result.skipped)} already done (skipped), "
-          f"{len(result.failed)} failed")
+          f"{len(result.failed)} failed" + (f"; summary: {result.summary}" if result.summary else ""))
     return 1 if result.failed else 0
 
 

@@ -4,21 +4,27 @@ Windows stream into a tiled scratch GeoTIFF on disk (memory stays bounded for an
 :meth:`AtomicCOG.publish` translates it to a COG with overviews (and, when asked, a colour table,
 an RGBA copy and a PAM ``.aux.xml``), renames the COG into place, then its sidecars. Every scratch
 and partial file has a unique hidden name beside the output; leaving the ``with`` block without
-publishing removes them all, and nothing appears at the output path.
+publishing removes them all, and nothing appears at the output path. An output on an object
+store (``/vsis3/...``: no rename there) is made the same way in a local staging folder and each
+file uploaded once complete (:mod:`coredino.storage`).
 """
 
 from __future__ import annotations
 
-import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from osgeo import gdal
 
+from coredino_contract.naming import rgb_path, style_path
+
 from .atomic import temp_name
 from .errors import UserError
 from .raster import Grid
+from .storage import is_remote, publish, remove
 
 gdal.UseExceptions()
 
@@ -38,12 +44,13 @@ class AtomicCOG:
         self.nodata = nodata
         self.block = block
         self.resampling = resampling
-        self._scratch = temp_name(self.path, ".scratch.tif")
-        self._partial = temp_name(self.path, ".partial.tif")
+        self._stage = Path(tempfile.mkdtemp(prefix="coredino-upload-")) if is_remote(path) else None
+        self._scratch = temp_name(self._local(self.path), ".scratch.tif")
+        self._partial = temp_name(self._local(self.path), ".partial.tif")
         self._sidecars: list[tuple[Path, Path]] = []  # (temporary, final), published after the COG
         width, height, geotransform, wkt = _frame(like)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._scratch.parent.mkdir(parents=True, exist_ok=True)
             self._ds = gdal.GetDriverByName("GTiff").Create(
                 str(self._scratch), width, height, 1, dtype,
                 ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE",
@@ -65,6 +72,8 @@ class AtomicCOG:
         for temporary in [self._scratch, self._partial, _aux(self._partial)] + \
                 [t for t, _ in self._sidecars]:
             temporary.unlink(missing_ok=True)
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
 
     def write(self, x: int, y: int, values: np.ndarray) -> None:
         """Write a window of values with its top-left cell at (x, y)."""
@@ -73,7 +82,7 @@ class AtomicCOG:
     def sidecar(self, final: Union[str, Path]) -> Path:
         """A temporary path for a file published with the COG (renamed to ``final`` just after it)."""
         final = Path(final)
-        temporary = temp_name(final, ".partial")
+        temporary = temp_name(self._local(final), ".partial")
         self._sidecars.append((temporary, final))
         return temporary
 
@@ -110,12 +119,27 @@ class AtomicCOG:
         if aux.exists():
             self._sidecars.append((aux, _aux(self.path)))
         else:
-            _aux(self.path).unlink(missing_ok=True)  # a stale one would describe the old file
-        os.replace(self._partial, self.path)
+            remove(_aux(self.path))  # a stale one would describe the old file
+        publish(self._partial, self.path)
         for temporary, final in self._sidecars:
-            os.replace(temporary, final)
+            publish(temporary, final)
         self._scratch.unlink(missing_ok=True)
         return str(self.path)
+
+    def _local(self, path: Path) -> Path:
+        """Where a file for ``path`` is made: beside it, or in the staging folder of an object store."""
+        return self._stage / path.name if self._stage is not None else path
+
+
+def discard(path: str) -> None:
+    """Remove the temporaries a writer of ``path`` left when its process was killed (no ``with``
+    exit): the hidden uniquely named files of the output and of its sidecars beside it."""
+    if is_remote(path):
+        return  # they were in the dead process's local staging folder
+    output = Path(path)
+    for name in (output.name, Path(style_path(path)).name, Path(rgb_path(path)).name):
+        for temporary in output.parent.glob(f".{name}.{'?' * 12}.*"):
+            temporary.unlink(missing_ok=True)
 
 
 def color_table(colors: Sequence[Sequence[int]], nodata: int) -> gdal.ColorTable:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from functools import partial
-import glob
 import os
 import time
 from datetime import datetime, timezone
@@ -33,8 +32,10 @@ from .explore.levels import group_areas, level_lookup, level_qml
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
 from .raster import RasterSource, open_raster_source
+from .stac import is_stac, stac_raster, stac_rasters
+from .storage import exists, forget, is_remote, join, list_files
 from .tile_stream import encode_batches
-from .tiling import tile_grid
+from .tiling import TileBand, TileGrid, tile_grid
 from .writer import ClassWriter
 
 #: the bundled default weights and codebook: package data (backend/coredino/resources), shipped in the wheel
@@ -63,8 +64,14 @@ def encoder_for(codebook: Codebook, options: ClassifyOptions) -> Encoder:
 
 
 def classify(params: ClassifyParams, progress: Optional[Progress] = None,
-             codebook: Optional[Codebook] = None, encoder: Optional[Encoder] = None) -> ClassifyResult:
-    """Classify ``params.input`` into a COG of cluster ids at ``params.output``."""
+             codebook: Optional[Codebook] = None, encoder: Optional[Encoder] = None,
+             rows: Optional[tuple[int, int]] = None) -> ClassifyResult:
+    """Classify ``params.input`` into a COG of cluster ids at ``params.output``.
+
+    rows: only the tile rows ``rows[0]`` to ``rows[1]`` (exclusive; see :class:`TileBand`): the
+    output then holds just the cell rows they write, a part that :mod:`coredino.scale.bands`
+    assembles with the others into the whole raster's COG, identical to a one-piece run.
+    """
     params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
@@ -74,16 +81,24 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     recipe = codebook.recipe
     license = catalogue.license_for(recipe)
     tile, border = int(recipe["tile"]), int(recipe["border"])
+    if opts.embeddings and rows is not None:
+        raise UserError(f"{params.input}: embeddings are fitted on the whole raster; classify it "
+                        f"in one piece to write them")
+    if opts.embeddings and is_remote(params.output):
+        raise UserError(f"{params.output}: embeddings are written to local folders only; choose a "
+                        f"local output or leave out --embeddings")
     device = next(encoder.parameters()).device
     assigner = Assigner(codebook, device)
     encoder, notes = prepare_encoder(encoder, opts.runtime, opts.precision, tile * encoder.patch,
                                      assigner, CHECK_RASTER, opts.compile)
-    raster, phase = _open_tiled(params.input, recipe, encoder.patch, opts.bands)
+    raster, grid = open_tiled(params.input, codebook, encoder.patch, opts)
     try:
-        grid = tile_grid(raster, encoder.patch, tile, border, phase)
-        cells = raster.grid
-        out_grid = type(cells)(cells.wkt, cells.x0, cells.y0, cells.gsd * encoder.patch,
-                               grid.cells_x, grid.cells_y)
+        if rows is not None:
+            grid = TileBand.of(grid, *rows)
+        first, stop = grid.out_rows if rows is not None else (0, grid.cells_y)
+        cells, size = raster.grid, raster.grid.gsd * encoder.patch
+        out_grid = type(cells)(cells.wkt, cells.x0, cells.y0 - first * size, size,
+                               grid.cells_x, stop - first)
         batch_size = default_batch_size(device, opts.batch_size)
         rgb_output = rgb_path(params.output) if opts.rgb else None
         tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
@@ -97,7 +112,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         with ClassWriter(params.output, out_grid, colors, tags, legend) as writer, \
                 _embedding_writer(params.output, out_grid, encoder.dim, tags, opts, codebook) as embed:
             n_tiles = 0
-            rows = _RowWriter(writer, grid.cells_x)
+            row_writer = _RowWriter(writer, grid.cells_x, first)
             pending = None
             for encoded in encode_batches(raster, encoder, grid, batch_size,
                                           progress.scaled(0, 0.95), compile=opts.compile):
@@ -113,12 +128,12 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
                 if embed is not None and len(feats):
                     embed.add(encoded.tiles, feats, keep)
                 if pending is not None:
-                    _write_ids(rows, *pending)
+                    _write_ids(row_writer, *pending)
                 pending = (encoded.tiles, keep, ids, arrived)
                 n_tiles += len(encoded.tiles)
             if pending is not None:
-                _write_ids(rows, *pending)
-            rows.flush()
+                _write_ids(row_writer, *pending)
+            row_writer.flush()
             if embed is not None:  # published now, removed again if the class map then fails
                 embed.finish(progress.scaled(0.95, 0.96))
             progress.update(0.96, "writing COG")
@@ -133,35 +148,66 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
                           describe_runtime(encoder))
 
 
+def open_tiled(path: str, codebook: Codebook, patch: int,
+               options: ClassifyOptions) -> tuple[RasterSource, TileGrid]:
+    """``path`` (a raster or a STAC item) opened at the codebook's GSD, and its tile grid on the
+    recipe's lattice (snapped tiles, or centred as in the geocentroids notebook)."""
+    recipe = codebook.recipe
+    source = stac_raster(path) if is_stac(path) else path
+    raster, phase = _open_tiled(source, recipe, patch, options.bands)
+    return raster, tile_grid(raster, patch, int(recipe["tile"]), int(recipe["border"]), phase)
+
+
 def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResult:
     """Classify a folder; a bad file is recorded and the rest continue."""
     params.validate()
     progress = progress or Progress()
-    root = Path(params.input_dir)
-    if not root.is_dir():
-        raise UserError(f"{root}: not a folder")
-    inputs = sorted(p for p in glob.glob(str(root / params.pattern), recursive=True) if os.path.isfile(p))
-    if not inputs:
-        raise UserError(f"{root}: no file matches {params.pattern!r}; pass --pattern, e.g. '**/*.tif'")
+    if params.executor == "ray":  # imported only when asked for: Ray is an optional dependency
+        from .scale.ray_batch import ray_batch
+        return ray_batch(params, progress)
+    jobs = batch_jobs(params)
     codebook = load_codebook(params.options.codebook)
     encoder = encoder_for(codebook, params.options)
     result = BatchResult()
-    for i, path in enumerate(inputs):
-        rel = Path(path).relative_to(root)
-        output = Path(params.output_dir) / rel.parent / f"{rel.stem}_classes.tif"
-        step = progress.scaled(i / len(inputs), (i + 1) / len(inputs))
-        if not params.overwrite and _made_with(output, codebook) and (
-                not params.options.embeddings or os.path.isfile(embeddings_path(str(output)))):
+    for i, (path, output) in enumerate(jobs):
+        step = progress.scaled(i / len(jobs), (i + 1) / len(jobs))
+        if not params.overwrite and is_done(output, codebook, params.options):
             result.skipped.append(path)
             continue
         try:
-            classify(ClassifyParams(path, str(output), params.options), step, codebook, encoder)
+            classify(ClassifyParams(path, output, params.options), step, codebook, encoder)
             result.done.append(path)
         except UserError as exc:
             result.failed[path] = str(exc)
     progress.update(1.0, f"{len(result.done)} done, {len(result.skipped)} skipped, "
                          f"{len(result.failed)} failed")
     return result
+
+
+def batch_jobs(params: BatchParams) -> list[tuple[str, str]]:
+    """(input, output) of every raster of a batch, in order: the files below ``input_dir`` (a
+    folder or an object-store prefix) matching ``pattern``, or the items of a STAC document;
+    outputs mirror the input folders as ``<name>_classes.tif``."""
+    forget(params.output_dir)  # outputs on an object store may have been written by others since
+    if is_stac(params.input_dir):
+        rasters = stac_rasters(params.input_dir)
+    else:
+        rasters = list_files(params.input_dir, params.pattern)
+        if not rasters:
+            raise UserError(f"{params.input_dir}: no file matches {params.pattern!r}; pass "
+                            f"--pattern, e.g. '**/*.tif'")
+    jobs = []
+    for path, rel in rasters:
+        folder, name = os.path.split(rel)
+        jobs.append((path, join(params.output_dir, folder, f"{os.path.splitext(name)[0]}_classes.tif")))
+    return jobs
+
+
+def is_done(output: str, codebook: Codebook, options: ClassifyOptions) -> bool:
+    """True when ``output`` (and its embeddings, if asked for) is complete and made with this
+    codebook: a batch then skips it, so an interrupted batch resumes."""
+    return _made_with(output, codebook) and (
+        not options.embeddings or exists(embeddings_path(output)))
 
 
 def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Codebook:
@@ -262,8 +308,8 @@ def _write_ids(rows: "_RowWriter", tiles: list, keep: np.ndarray, ids: torch.Ten
 class _RowWriter:
     """Collects the ids of one row of tiles and writes the row in one call (few, large writes)."""
 
-    def __init__(self, writer: ClassWriter, width: int) -> None:
-        self.writer, self.width = writer, width
+    def __init__(self, writer: ClassWriter, width: int, first_row: int = 0) -> None:
+        self.writer, self.width, self.first_row = writer, width, first_row
         self.y: Optional[int] = None
         self.row: Optional[np.ndarray] = None
 
@@ -276,7 +322,7 @@ class _RowWriter:
 
     def flush(self) -> None:
         if self.row is not None:
-            self.writer.write(0, self.y, self.row)
+            self.writer.write(0, self.y - self.first_row, self.row)
         self.y, self.row = None, None
 
 
@@ -305,9 +351,9 @@ def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, bo
     }
 
 
-def _made_with(output: Path, codebook: Codebook) -> bool:
+def _made_with(output: str, codebook: Codebook) -> bool:
     """True when ``output`` is a complete result made with this codebook (resume support)."""
-    if not output.exists():
+    if not exists(output):
         return False
     try:
         ds = gdal.Open(str(output))

@@ -63,14 +63,21 @@ class TileGrid:
         return self.tile - 2 * self.border
 
     def __iter__(self) -> Iterator[Tile]:
-        px, py = self.phase or (None, None)
-        for out_y, y, out_h in self._axis(self.cells_y, py):
+        px = self.phase[0] if self.phase else None
+        for out_y, y, out_h in self._row_axis():
             for out_x, x, out_w in self._axis(self.cells_x, px):
                 yield Tile(x, y, out_x, out_y, out_w, out_h)
 
     def __len__(self) -> int:
-        px, py = self.phase or (None, None)
-        return len(self._axis(self.cells_x, px)) * len(self._axis(self.cells_y, py))
+        px = self.phase[0] if self.phase else None
+        return len(self._axis(self.cells_x, px)) * len(self._row_axis())
+
+    def _row_axis(self) -> list[tuple[int, int, int]]:
+        return self._axis(self.cells_y, self.phase[1] if self.phase else None)
+
+    @property
+    def tile_rows(self) -> int:
+        return len(TileGrid._row_axis(self))
 
     def _axis(self, cells: int, phase: Optional[int]) -> list[tuple[int, int, int]]:
         """(first written cell, first read cell, cells written) along one axis."""
@@ -96,3 +103,32 @@ def tile_grid(raster: "RasterSource", patch: int, tile: int, border: int,
     """The tiles covering ``raster``'s grid of ``patch`` x ``patch`` pixel cells (``phase``: the
     lattice, see :class:`TileGrid`)."""
     return TileGrid(raster.grid.width // patch, raster.grid.height // patch, tile, border, phase)
+
+
+@dataclass(frozen=True)
+class TileBand(TileGrid):
+    """The tile rows ``first_row`` to ``stop_row`` (exclusive) of a :class:`TileGrid`.
+
+    Its tiles are the grid's own (same windows, same context border), so classifying the bands
+    of a grid one by one writes exactly the cells of the whole grid; :attr:`out_rows` are the
+    output cell rows the band writes.
+    """
+
+    first_row: int = 0
+    stop_row: int = 0
+
+    @classmethod
+    def of(cls, grid: TileGrid, first_row: int, stop_row: int) -> "TileBand":
+        rows = grid.tile_rows
+        if not 0 <= first_row < stop_row <= rows:
+            raise UserError(f"tile rows {first_row}..{stop_row} are outside the grid's {rows} rows")
+        return cls(grid.cells_x, grid.cells_y, grid.tile, grid.border, grid.phase, first_row, stop_row)
+
+    @property
+    def out_rows(self) -> tuple[int, int]:
+        """(first output cell row, stop row) written by the band's tiles."""
+        rows = self._row_axis()
+        return rows[0][0], rows[-1][0] + rows[-1][2]
+
+    def _row_axis(self) -> list[tuple[int, int, int]]:
+        return TileGrid._row_axis(self)[self.first_row:self.stop_row]

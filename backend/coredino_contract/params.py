@@ -168,12 +168,26 @@ class ClassifyParams:
         self.options.validate()
 
 
+EXECUTORS = ("process", "ray")  # how a batch runs: in this process, or on Ray actors
+
+
 @dataclass
 class BatchParams:
     """Classify every raster under ``input_dir`` matching ``pattern`` into ``output_dir``.
 
     Outputs mirror the input folders as ``<name>_classes.tif``; outputs already made with the
     same codebook are skipped unless ``overwrite``, so an interrupted batch resumes.
+
+    input_dir:   a folder, an object-store prefix (``/vsis3/bucket/orthos``) or a STAC item,
+                 collection or catalog (``.json`` path or URL; each item's RGB/visual asset).
+    output_dir:  a folder or an object-store prefix.
+    executor:    ``process`` (this process, one file after another) or ``ray`` (Ray actors,
+                 each holding one encoder, pull files and row bands of big rasters from a queue).
+    ray_address: with ``ray``: None starts a local Ray runtime (or uses the one this process
+                 already started); ``auto`` or ``ray://host:port`` joins a cluster.
+    workers:     Ray actors; None: one per GPU, else one per 4 CPUs.
+    band_rows:   tile rows per work item when a raster is split across actors; None: split the
+                 rasters that are much larger than an actor's share, 0: never split.
     """
 
     input_dir: str
@@ -181,9 +195,22 @@ class BatchParams:
     pattern: str = "**/*.tif"
     overwrite: bool = False
     options: ClassifyOptions = field(default_factory=ClassifyOptions)
+    executor: str = "process"
+    ray_address: Optional[str] = None
+    workers: Optional[int] = None
+    band_rows: Optional[int] = None
 
     def validate(self) -> None:
         self.options.validate()
+        if self.executor not in EXECUTORS:
+            raise UserError(f"unknown executor {self.executor!r}; use {' or '.join(EXECUTORS)}")
+        if self.workers is not None and self.workers < 1:
+            raise UserError("--workers must be at least 1")
+        if self.band_rows is not None and self.band_rows < 0:
+            raise UserError("--band-rows must be 0 (never split) or more")
+        if self.executor != "ray" and (self.workers is not None or self.band_rows is not None
+                                       or self.ray_address is not None):
+            raise UserError("--workers, --band-rows and a Ray address need --ray (executor ray)")
 
 
 @dataclass

@@ -29,6 +29,8 @@ class BatchResult:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # input -> one-line reason
+    retried: dict[str, str] = field(default_factory=dict)  # work item -> why it was redone (ray)
+    summary: Optional[str] = None  # the run's summary JSON (executor "ray")
 
 
 @dataclass

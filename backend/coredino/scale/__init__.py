@@ -1,0 +1,1 @@
+"""Scale-out executors for batch runs (Ray) and the row bands that split one raster across workers."""
