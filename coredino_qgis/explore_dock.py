@@ -148,11 +148,12 @@ class ExploreDock(QDockWidget):
             canvas.unsetMapTool(tool)
 
     def _map_tool_changed(self, tool, _old=None) -> None:
+        """Each tool's button shows whether its tool is the canvas's, however the tool was set."""
         for button, mine in ((self.inspect_button, self.inspect_tool), (self.similar_button, self.similar_tool),
                              (self.learn_panel.click_button, self.example_tool)):
-            if tool is not mine and button.isChecked():
+            if button.isChecked() != (tool is mine):
                 button.blockSignals(True)
-                button.setChecked(False)
+                button.setChecked(tool is mine)
                 button.blockSignals(False)
 
     # -- inspect -------------------------------------------------------------------------------

@@ -135,3 +135,15 @@ def test_find_similar_explains_missing_embeddings(explore, tmp_path):
     dock.similar_panel.add_click(cell_centre(path, 5, 5), True)
     dock.similar_panel.run()
     assert "no embeddings beside it" in dock.status_label.text()
+
+
+def test_a_tool_button_shows_whether_its_tool_is_active(explore):
+    dock, _layer, _path = explore
+    canvas = dock.canvas()
+    canvas.setMapTool(dock.similar_tool)  # set from elsewhere (a shortcut, another plugin), not by the button
+    assert dock.similar_button.isChecked() and not dock.inspect_button.isChecked()
+    dock.inspect_button.click()
+    assert canvas.mapTool() is dock.inspect_tool
+    assert dock.inspect_button.isChecked() and not dock.similar_button.isChecked()
+    canvas.unsetMapTool(dock.inspect_tool)
+    assert not dock.inspect_button.isChecked()
