@@ -18,18 +18,21 @@ import numpy as np
 import torch
 from osgeo import gdal
 
-from coredino_contract.naming import embeddings_path, rgb_path
+from coredino_contract.naming import embeddings_path, rgb_path, style_path
 from coredino_contract.results import BatchResult, ClassifyResult
 
 from . import __version__, catalogue
 from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colors, fit_kmeans
+from .codebook.codebook import validate_recipe
 from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .errors import UserError
 from .explore.embeddings import EmbeddingWriter
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
-from .raster import RasterSource, open_raster_source
+from .atomic import OutputBusy, output_lock
+from .outputs import CLASSES, CODEBOOK, EMBEDDINGS, RGB, check_output, output_kind
+from .raster import RasterSource, no_valid_pixels, open_raster_source
 from .tile_stream import encode_batches
 from .tiling import tile_grid
 from .writer import ClassWriter
@@ -64,8 +67,28 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     start = time.perf_counter()
     progress = progress or Progress()
     opts = params.options
+    sidecars = _sidecars(params.output, opts)
+    check_output(params.output, CLASSES, [params.input, opts.codebook or str(DEFAULT_CODEBOOK), opts.weights],
+                 params.overwrite, sidecars=sidecars)
     codebook = codebook or load_codebook(opts.codebook, progress)
     encoder = encoder or encoder_for(codebook, opts)
+    with output_lock(params.output, [path for path, _ in sidecars]):
+        return _classify(params, progress, codebook, encoder, start)
+
+
+def _sidecars(output: str, opts: ClassifyOptions) -> list[tuple[str, Optional[str]]]:
+    """(path, output kind) of the files classify publishes beside ``output``."""
+    files: list[tuple[str, Optional[str]]] = [(style_path(output), None)]
+    if opts.rgb:
+        files.append((rgb_path(output), RGB))
+    if opts.embeddings:
+        files.append((embeddings_path(output), EMBEDDINGS))
+    return files
+
+
+def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, encoder: Encoder,
+              start: float) -> ClassifyResult:
+    opts = params.options
     recipe = codebook.recipe
     license = catalogue.license_for(recipe)
     tile, border = int(recipe["tile"]), int(recipe["border"])
@@ -106,6 +129,8 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
             if pending is not None:
                 _write_ids(rows, *pending)
             rows.flush()
+            if not writer.counts.any():
+                raise no_valid_pixels(params.input)
             if embed is not None:  # published now, removed again if the class map then fails
                 embed.finish(progress.scaled(0.95, 0.96))
             progress.update(0.96, "writing COG")
@@ -126,9 +151,7 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
     root = Path(params.input_dir)
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
-    inputs = sorted(p for p in glob.glob(str(root / params.pattern), recursive=True) if os.path.isfile(p))
-    if not inputs:
-        raise UserError(f"{root}: no file matches {params.pattern!r}; pass --pattern, e.g. '**/*.tif'")
+    inputs = batch_inputs(root, params.pattern)
     codebook = load_codebook(params.options.codebook)
     encoder = encoder_for(codebook, params.options)
     result = BatchResult()
@@ -141,8 +164,11 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
             result.skipped.append(path)
             continue
         try:
-            classify(ClassifyParams(path, str(output), params.options), step, codebook, encoder)
+            classify(ClassifyParams(path, str(output), params.options, params.overwrite), step,
+                     codebook, encoder)
             result.done.append(path)
+        except OutputBusy:  # another batch is writing it now: its result will be there
+            result.skipped.append(path)
         except UserError as exc:
             result.failed[path] = str(exc)
     progress.update(1.0, f"{len(result.done)} done, {len(result.skipped)} skipped, "
@@ -150,13 +176,36 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
     return result
 
 
+def batch_inputs(root: Path, pattern: str) -> list[str]:
+    """Files matching ``pattern`` below ``root``, never outside it, never a coredino output."""
+    if os.path.isabs(pattern) or ".." in Path(pattern).parts or pattern.startswith("~"):
+        raise UserError(f"--pattern {pattern!r}: patterns are relative to the input folder {root} and "
+                        f"cannot leave it (no leading / or ~, no ..); e.g. '**/*.tif'")
+    found = sorted(p for p in glob.glob(os.path.join(glob.escape(str(root)), pattern), recursive=True)
+                   if os.path.isfile(p))
+    # a previous run's outputs (and their styles) are not inputs
+    inputs = [p for p in found if output_kind(p) is None
+              and not (p.lower().endswith(".qml") and output_kind(str(Path(p).with_suffix(".tif"))))]
+    if not inputs:
+        outputs = f" (only coredino outputs: {len(found)})" if found else ""
+        raise UserError(f"{root}: no file matches {pattern!r}{outputs}; pass --pattern, "
+                        f"e.g. '**/*.tif'")
+    return inputs
+
+
 def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Codebook:
     """Sample patch features from rasters (bounded memory), K-means them, colour the centroids."""
     params.validate()
     progress = progress or Progress()
+    check_output(params.output, CODEBOOK, [*params.inputs, params.model.weights], suffixes=(".npz",))
     device = pick_device(params.device)
     batch_size = default_batch_size(device, params.batch_size)
     encoder = build_encoder(params.model, device)
+    try:  # before any work: the recipe must be one a codebook may hold
+        validate_recipe(build_recipe(encoder.recipe(), tile=params.tile, border=params.border,
+                                     gsd=params.gsd, k=params.k, seed=params.seed, n_features=0, sources=[]))
+    except ValueError as exc:
+        raise UserError(f"fit-codebook: {exc}; change --gsd/--tile/--border/--k") from None
     reservoir = Reservoir(params.max_features, encoder.dim, params.seed)
     n = len(params.inputs)
     for i, path in enumerate(params.inputs):
