@@ -129,7 +129,7 @@ def make_case(rng: np.random.Generator, imagery: list[np.ndarray], folder: Path,
 
     crs, ox, oy, units_per_m = CRSS[rng.integers(len(CRSS))]
     notes.append(crs.split()[0] if crs else "no CRS")
-    metres = rng.uniform(0.1, 40.0 / max(h, w))  # at most ~40 m across: a few tiles at 0.5 m
+    metres = rng.uniform(8.0, 40.0) / max(h, w)  # 8-40 m across: a few 4 m cells, at most 2 x 2 tiles
     if rng.random() < 0.08:
         metres = 1e-6  # smaller than one output cell in all
         notes.append("tiny pixels")
