@@ -126,9 +126,10 @@ def main() -> int:
     run("D4 -o equal to the input", ["classify", str(src), "-o", str(src), *opts],
         lambda: f"input unchanged: {sha(src) == before}")
     notes = work / "d4_notes.tif"
-    notes.write_text("my notes\n")
+    mine = b"my notes\n"
+    notes.write_bytes(mine)
     run("D4 -o an existing non-coredino file", ["classify", str(src), "-o", str(notes), *opts],
-        lambda: f"file kept: {notes.read_text() == 'my notes' + chr(10)}")
+        lambda: f"file kept: {notes.read_bytes() == mine}")
     c = work / "d4" / "c.tif"
     subprocess.run([sys.executable, "-m", "coredino.cli", "classify", str(src), "-o", str(c), "--embeddings", *opts],
                    capture_output=True, env=env, cwd=work)
