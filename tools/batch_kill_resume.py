@@ -6,7 +6,8 @@ resumed, every output validated as a COG; then two processes writing one output 
 The 10 inputs are cut from the real scenes in tests/data and resources/: RGB crops, a Float32 copy
 with NaN and inf pixels, a UInt16 retype, a panchromatic UInt16 in EPSG:4326, a 4-band NAIP crop, a
 crop with an alpha band, a Web-Mercator crop, a truncated GeoTIFF (its first 200 kB) and a VRT
-of 40,000 x 40,000 px (10 km at 0.25 m) holding one small scene in its middle. Prints a transcript.
+of 40,000 x 40,000 px (10 km at 0.25 m; ``--huge-side``) holding one small scene in its middle.
+Prints a transcript.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA, DEMO = ROOT / "tests" / "data", ROOT / "resources" / "montevideo_0p25m_demo.tif"
 
 
-def make_inputs(folder: Path) -> None:
+def make_inputs(folder: Path, side: int = 40_000) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     caranavi = DATA / "caranavi_collar_0p25m.tif"
     gdal.Translate(str(folder / "01_montevideo_rgb.tif"), str(DEMO), srcWin=[0, 0, 384, 384])
@@ -51,7 +52,6 @@ def make_inputs(folder: Path) -> None:
     (folder / "09_truncated.tif").write_bytes(caranavi.read_bytes()[:200_000])
     src = gdal.Open(str(caranavi))
     gt = src.GetGeoTransform()
-    side = 40_000
     x0, y0 = gt[0] - (side // 2) * gt[1], gt[3] - (side // 2) * gt[5]
     huge = gdal.Translate(str(folder / "10_huge_canvas.vrt"), src, format="VRT",
                           outputBounds=[x0, y0, x0 + side * gt[1], y0 + side * gt[5]], width=side, height=side)
@@ -116,10 +116,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", nargs="?", help="default: a new temporary folder")
     parser.add_argument("--codebook", help="codebook (default: the bundled one)")
+    parser.add_argument("--huge-side", type=int, default=40_000,
+                        help="width and height in pixels of the mostly empty VRT (default: %(default)s)")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="coredino-evidence-"))
     inputs, out = work / "in", work / "out"
-    make_inputs(inputs)
+    make_inputs(inputs, args.huge_side)
     codebook = ["--codebook", args.codebook] if args.codebook else []
     print(f"# {work}: {len(list(inputs.iterdir()))} inputs: {', '.join(sorted(p.name for p in inputs.iterdir()))}")
     batch = [str(inputs), str(out), "--pattern", "*.*", *codebook]
