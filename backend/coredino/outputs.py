@@ -24,7 +24,8 @@ from .errors import UserError
 gdal.UseExceptions()
 
 CLASSES, RGB, EMBEDDINGS, SIMILARITY, CLASS_MAP, POLYGONS, CODEBOOK = (
-    "class map", "RGB rendering", "embeddings", "similarity map", "named-class map", "polygons", "codebook")
+    "class map", "RGB rendering", "embeddings file", "similarity map", "named-class map",
+    "GeoPackage of polygons", "codebook")
 RASTER_SUFFIXES = (".tif", ".tiff")
 
 
