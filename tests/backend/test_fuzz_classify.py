@@ -27,7 +27,7 @@ from coredino.cli import main
 
 gdal.UseExceptions()
 
-CASES = int(os.environ.get("COREDINO_FUZZ_CASES", "24"))
+CASES = int(os.environ.get("COREDINO_FUZZ_CASES", "100"))
 SUBPROCESS_CASES = 2
 SEED = 20261127
 DTYPES = {gdal.GDT_Byte: np.uint8, gdal.GDT_UInt16: np.uint16, gdal.GDT_Int16: np.int16,
