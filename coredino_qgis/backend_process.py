@@ -1,7 +1,8 @@
 """Finding a running coredino backend, or starting one with QProcess.
 
-A running ``coredino serve`` announces itself in ``<cache>/service/service.json`` (``<cache>`` is
-``$COREDINO_CACHE`` or ``~/.cache/coredino``) with its URL and token file. When nothing answers
+A running ``coredino serve`` announces itself in ``<cache>/service/service-<port>.json``
+(``<cache>`` is ``$COREDINO_CACHE`` or ``~/.cache/coredino``; one file per port, so two backends
+never overwrite each other's) with its URL and token file. When nothing answers
 and Settings name the Python of the backend's environment, :class:`BackendLauncher` starts
 ``<python> -m coredino.cli serve`` (never ``sys.executable``: inside QGIS that is not QGIS's
 interpreter), waits asynchronously for ``/v1/health`` and stops the process on :meth:`stop`.
@@ -18,13 +19,14 @@ from urllib.parse import urlparse
 from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal, pyqtSlot
 
 from .client import Answer, BackendClient, protocol_problem
-from .contract.protocol import default_token_file, service_file
+from .contract.protocol import DEFAULT_PORT, default_token_file, service_file
 from .log import CRITICAL, WARNING, log
 from .settings import DEFAULT_URL, PluginSettings
 
 START_TIMEOUT_S = 180.0  # importing torch on a busy 2-core machine can take a minute
 #: variables QGIS sets for itself that must not leak into the backend's Python
 STRIPPED_ENV = ("GDAL_PAM_PROXY_DIR", "PYTHONHOME", "PYTHONPATH")
+
 
 
 @dataclass
@@ -52,11 +54,32 @@ def read_token(path: str) -> str:
         return ""
 
 
-def running_service() -> dict:
-    """The content of service.json when its process is alive, else ``{}``."""
+def running_service(port: int | None = None) -> dict:
+    """The discovery file of the live backend on ``port``, else ``{}``; without a port, the
+    default port's backend, else the most recently started live one."""
+    if port is not None:
+        return _alive(service_file(port))
+    others = sorted(service_file().parent.glob("service-*.json"), key=_mtime, reverse=True)
+    for path in dict.fromkeys([service_file()] + others):
+        info = _alive(path)
+        if info:
+            return info
+    return {}
+
+
+def _mtime(path: Path) -> float:
     try:
-        info = json.loads(service_file().read_text(encoding="utf-8"))
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _alive(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
         return {}
     pid = info.get("pid")
     if isinstance(pid, int) and pid > 0:
@@ -66,19 +89,23 @@ def running_service() -> dict:
             return {}
         except (PermissionError, OSError):
             pass  # alive but not ours, or a platform without signal 0 semantics
-    return info if isinstance(info, dict) and info.get("url") else {}
+    return info if info.get("url") else {}
 
 
 def resolve_connection(settings: PluginSettings) -> Connection:
-    service = running_service()
     if settings.url:
         url = settings.url.rstrip("/")
+        port = urlparse(url).port or DEFAULT_PORT
+        service = running_service(port)
         same = service.get("url", "").rstrip("/") == url
-        token_file = settings.token_file or (service.get("token_file") if same else "") or str(default_token_file())
+        token_file = settings.token_file or (service.get("token_file") if same else "") \
+            or str(default_token_file(port))
         return Connection(url, token_file, "settings")
+    service = running_service()
     if service:
+        port = urlparse(service["url"]).port or DEFAULT_PORT
         return Connection(service["url"].rstrip("/"), settings.token_file or service.get("token_file")
-                          or str(default_token_file()), "service.json")
+                          or str(default_token_file(port)), "service.json")
     return Connection(DEFAULT_URL, settings.token_file or str(default_token_file()), "default")
 
 

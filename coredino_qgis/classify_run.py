@@ -48,6 +48,7 @@ class ClassifyRun(QObject):
         self.result_layer: QgsRasterLayer | None = None
         self.job_id = ""
         self.embeddings = False  # also write <output stem>_embeddings.tif
+        self.overwrite = False  # the user agreed to replace an existing output
         self._cancelled = False
         self._over = False
 
@@ -88,7 +89,8 @@ class ClassifyRun(QObject):
     def _submit(self, path: str) -> None:
         options = ClassifyOptions(codebook=None if self.codebook.get("default") else self.codebook.get("path"),
                                   embeddings=self.embeddings, runtime=PluginSettings.load().runtime)
-        self.follower = JobFollower(self.launcher, ClassifyParams(path, self.output, options), self)
+        self.follower = JobFollower(self.launcher, ClassifyParams(path, self.output, options, self.overwrite),
+                                    self)
         self.follower.submitted.connect(self._submitted)
         self.follower.progress.connect(self._progress)
         self.follower.finished.connect(self._job_finished)

@@ -66,7 +66,7 @@ def describe_failure(url: str, status: int, network_error, body: bytes, token_fi
         return Answer(False, status, error=(
             f"The backend refused the token{where}: the backend at {url} writes a new token at "
             "every start; point Settings > Token file at the file given to `coredino serve "
-            "--token-file` (default ~/.cache/coredino/service/token), or restart the backend."))
+            "--token-file` (default ~/.cache/coredino/service/token-<port>), or restart the backend."))
     if status == 404:
         return Answer(False, status, error=f"The backend at {url} does not know this: {detail or 'not found'} "
                                            "(was it restarted? then run again).")

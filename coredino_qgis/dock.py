@@ -15,6 +15,7 @@ from qgis.PyQt.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -72,6 +73,7 @@ class CoredinoDock(QDockWidget):
         self.current_run: ClassifyRun | None = None
         self.result_layer: QgsRasterLayer | None = None
         self._auto_output = ""
+        self._replace = False  # the user agreed to replace the existing output
         self._run_after_connect = False
         self.last_error = ""
         self.setup_dialog: SetupDialog | None = None
@@ -263,6 +265,10 @@ class CoredinoDock(QDockWidget):
         if not self.output_widget.filePath():
             self._report("Choose where to write the classified raster (Output).", CRITICAL)
             return
+        self._replace = os.path.isfile(self.output_widget.filePath())
+        if self._replace and not self.confirm_replace(self.output_widget.filePath()):
+            self.set_status("Not run: the output exists; choose another Output or agree to replace it.")
+            return
         self.result_layer = None
         self._run_after_connect = True
         self._set_state(CONNECTING)
@@ -283,12 +289,20 @@ class CoredinoDock(QDockWidget):
         self.current_run = ClassifyRun(self.connector.launcher, layer, self.output_widget.filePath(), codebook,
                                        extent, crs, PluginSettings.load().max_export_pixels, self)
         self.current_run.embeddings = self.embeddings_check.isChecked()
+        self.current_run.overwrite = self._replace
         self.current_run.status.connect(self.set_status)
         self.run_progress = RunProgress(self.tr("coredino: classifying {}").format(layer.name()), self.progress_bar)
         self.current_run.progress.connect(self.run_progress.update)
         self.current_run.finished.connect(self._finish)
         self._set_state(RUNNING)
         self.current_run.start()
+
+    def confirm_replace(self, path: str) -> bool:
+        """Ask before replacing an existing file (the backend never replaces an input)."""
+        answer = QMessageBox.question(
+            self, "coredino", f"{path} already exists.\n\nReplace it with the new classification?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def cancel_clicked(self) -> None:
         if self.state == CONNECTING:

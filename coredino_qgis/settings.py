@@ -20,9 +20,10 @@ class PluginSettings:
                        (``<project>/.venv/bin/python``); used to start ``coredino serve`` when no
                        backend is running. Empty: the plugin never starts one.
     url:               backend address. Empty: the running backend found through
-                       ``service.json``, else http://127.0.0.1:8765.
-    token_file:        file holding the backend's token. Empty: the one ``service.json`` names,
-                       else ``<coredino cache>/service/token``.
+                       ``service-8765.json``, else the latest other ``service-<port>.json``,
+                       else http://127.0.0.1:8765.
+    token_file:        file holding the backend's token. Empty: the one the discovery file of
+                       the URL's port names, else ``<coredino cache>/service/token-<port>``.
     max_export_pixels: largest export (width x height) of a layer that is not a local file
                        (XYZ, WMS, ...) at the codebook's GSD.
     runtime:           encoder runtime the backend uses: auto (ONNX Runtime on a CPU, torch on a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
@@ -42,14 +43,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"coredino: error: {exc}", file=sys.stderr)
         return 2
     args = _parser().parse_args(argv)
+    previous = _cancel_on_sigterm() if args.run is not _run_serve else None
     try:
         return args.run(args)
     except UserError as exc:
         print(f"coredino: error: {exc}", file=sys.stderr)
         return 2
     except (Cancelled, KeyboardInterrupt):
-        print("coredino: cancelled; no output was written", file=sys.stderr)
+        print("coredino: cancelled; no partial output was left (finished ones are kept)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel_on_sigterm():
+    """SIGTERM cancels like Ctrl+C (temporary files removed) instead of killing mid-write.
+
+    Returns the previous handler (None when not on the main thread: signals cannot be set there).
+    """
+    def cancel(*_) -> None:
+        raise Cancelled("terminated")
+    try:
+        return signal.signal(signal.SIGTERM, cancel)
+    except ValueError:
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "bundled default codebook and the model it names.")
     c.add_argument("input", help="raster file (GeoTIFF, JPEG2000, VRT... anything GDAL reads)")
     c.add_argument("-o", "--output", required=True, help="output COG path (.tif); a .qml style is written beside it")
+    _overwrite_option(c)
     _classify_options(c)
     c.set_defaults(run=_run_classify)
 
@@ -80,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("input_dir", help="folder, /vsis3/... prefix, or STAC .json (path or URL)")
     b.add_argument("output_dir", help="folder or /vsis3/... prefix")
     b.add_argument("--pattern", default="**/*.tif", help="glob below INPUT_DIR (default: %(default)s)")
-    b.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    b.add_argument("--overwrite", action="store_true",
+                   help="redo outputs that already exist (and replace files in their place that are "
+                        "not coredino outputs)")
     b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Ray actors (one model each): no ADDRESS starts a local Ray runtime, "
                         "'auto' or ray://HOST:PORT joins a cluster; writes "
@@ -177,12 +198,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP backend the QGIS plugin talks to",
                        description="Serve the engine over HTTP (docs/protocol.md): jobs run one at a "
                                    "time in submission order. A new token is written to the token "
-                                   "file at every start; ~/.cache/coredino/service/service.json "
+                                   "file at every start; ~/.cache/coredino/service/service-<port>.json "
                                    "tells clients the URL. SIGTERM or Ctrl+C stops it cleanly.")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s; 0.0.0.0 only on a trusted network)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: %(default)s")
-    s.add_argument("--token-file", help="where to write the token (default: ~/.cache/coredino/service/token)")
+    s.add_argument("--token-file", help="where to write the token (default: ~/.cache/coredino/service/token-<port>)")
     s.add_argument("--codebooks", nargs="+", action="extend", default=[], metavar="DIR",
                    help="folders scanned for *.codebook.npz (the bundled codebook is always offered)")
     _threads_option(s)
@@ -267,6 +288,7 @@ def _explore_parsers(sub) -> None:
     s.add_argument("-o", "--output", required=True, help="similarity COG (.tif)")
     s.add_argument("--positive", type=_point, action="append", required=True, metavar="X,Y")
     s.add_argument("--negative", type=_point, action="append", default=[], metavar="X,Y")
+    _overwrite_option(s)
     s.set_defaults(run=_run_similar)
 
     r = sub.add_parser("reclassify", help="named classes from cluster ids: class map, areas CSV",
@@ -280,6 +302,7 @@ def _explore_parsers(sub) -> None:
                    metavar="NAME=ID,ID,...", help="a class and its cluster ids (repeat for more classes)")
     r.add_argument("--classes-file", help="a .classes.json file (instead of --class)")
     r.add_argument("--save-classes", metavar="FILE", help="also save the classes given to a .classes.json file")
+    _overwrite_option(r)
     r.set_defaults(run=_run_reclassify)
 
     g = sub.add_parser("polygonize", help="one class (or cluster) as polygons in a GeoPackage",
@@ -290,6 +313,7 @@ def _explore_parsers(sub) -> None:
     which = g.add_mutually_exclusive_group(required=True)
     which.add_argument("--class", dest="class_name", help="class name (of a reclassified map)")
     which.add_argument("--value", type=int, help="pixel value: a cluster id or a class value")
+    _overwrite_option(g)
     g.set_defaults(run=_run_polygonize)
 
     v = sub.add_parser("levels", help="the map at coarser levels (8, 16, 32... groups of clusters)",
@@ -337,6 +361,12 @@ def _explore_parsers(sub) -> None:
                                        "the new one is complete). Maps classified with it keep matching it.")
     up.add_argument("codebooks", nargs="+", help="codebook files (.npz)")
     up.set_defaults(run=_run_codebook_upgrade)
+
+
+def _overwrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output that is not a coredino output of this kind (a file "
+                        "the command reads is never replaced)")
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -423,7 +453,7 @@ def _run(params, label: str):
 
 def _run_classify(args: argparse.Namespace) -> int:
     from .params import ClassifyParams
-    result = _run(ClassifyParams(args.input, args.output, _options(args)), args.input)
+    result = _run(ClassifyParams(args.input, args.output, _options(args), args.overwrite), args.input)
     for warning in result.warnings:
         print(f"coredino: warning: {warning}", file=sys.stderr)
     cells = sum(result.classes.values())
@@ -503,7 +533,8 @@ def _run_quicklook(args: argparse.Namespace) -> int:
 
 def _run_similar(args: argparse.Namespace) -> int:
     from .params import SimilarParams
-    result = _run(SimilarParams(args.embeddings, args.output, args.positive, args.negative), args.embeddings)
+    result = _run(SimilarParams(args.embeddings, args.output, args.positive, args.negative, args.overwrite),
+                  args.embeddings)
     print(f"{result.output}: similarity of {result.cells} cells, {result.min:.3f} to {result.max:.3f} "
           f"in {result.seconds:.2f} s")
     return 0
@@ -517,7 +548,7 @@ def _run_reclassify(args: argparse.Namespace) -> int:
         if name in classes:
             raise UserError(f"--class {name} is given twice")
         classes[name] = ids
-    result = _run(ReclassifyParams(args.input, args.output, classes, args.classes_file), args.input)
+    result = _run(ReclassifyParams(args.input, args.output, classes, args.classes_file, args.overwrite), args.input)
     if args.save_classes:
         save_classes(args.save_classes, result.mapping, result.codebook_sha256)
         print(f"{args.save_classes}: classes saved")
@@ -529,7 +560,7 @@ def _run_reclassify(args: argparse.Namespace) -> int:
 
 def _run_polygonize(args: argparse.Namespace) -> int:
     from .params import PolygonizeParams
-    result = _run(PolygonizeParams(args.input, args.output, args.class_name, args.value), args.input)
+    result = _run(PolygonizeParams(args.input, args.output, args.class_name, args.value, args.overwrite), args.input)
     print(f"{result.output}: layer {result.layer}, {result.features} polygons, "
           f"{result.area_m2:.0f} m2 ({result.area_ha:.3f} ha)")
     return 0

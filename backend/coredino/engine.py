@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from osgeo import gdal
 
-from coredino_contract.naming import embeddings_path, rgb_path
+from coredino_contract.naming import embeddings_path, rgb_path, style_path
 from coredino_contract.results import BatchResult, ClassifyResult
 
 from . import __version__, catalogue
 from .codebook import Assigner, Codebook, Reservoir, build_recipe, centroid_colors, fit_kmeans
+from .codebook.codebook import validate_recipe
 from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .encoders.runtime import describe_runtime, prepare_encoder
@@ -31,7 +32,9 @@ from .explore.embeddings import EmbeddingWriter
 from .explore.levels import group_areas, level_lookup, level_qml
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
-from .raster import RasterSource, open_raster_source
+from .atomic import OutputBusy, output_lock
+from .outputs import CLASSES, CODEBOOK, EMBEDDINGS, RGB, check_output, output_kind
+from .raster import RasterSource, no_valid_pixels, open_raster_source
 from .stac import is_stac, stac_raster, stac_rasters
 from .storage import exists, forget, is_remote, join, list_files
 from .tile_stream import encode_batches
@@ -76,8 +79,28 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     start = time.perf_counter()
     progress = progress or Progress()
     opts = params.options
+    sidecars = _sidecars(params.output, opts)
+    check_output(params.output, CLASSES, [params.input, opts.codebook or str(DEFAULT_CODEBOOK), opts.weights],
+                 params.overwrite, sidecars=sidecars)
     codebook = codebook or load_codebook(opts.codebook, progress)
     encoder = encoder or encoder_for(codebook, opts)
+    with output_lock(params.output, [path for path, _ in sidecars]):
+        return _classify(params, progress, codebook, encoder, start)
+
+
+def _sidecars(output: str, opts: ClassifyOptions) -> list[tuple[str, Optional[str]]]:
+    """(path, output kind) of the files classify publishes beside ``output``."""
+    files: list[tuple[str, Optional[str]]] = [(style_path(output), None)]
+    if opts.rgb:
+        files.append((rgb_path(output), RGB))
+    if opts.embeddings:
+        files.append((embeddings_path(output), EMBEDDINGS))
+    return files
+
+
+def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, encoder: Encoder,
+              start: float) -> ClassifyResult:
+    opts = params.options
     recipe = codebook.recipe
     license = catalogue.license_for(recipe)
     tile, border = int(recipe["tile"]), int(recipe["border"])
@@ -134,6 +157,8 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
             if pending is not None:
                 _write_ids(row_writer, *pending)
             row_writer.flush()
+            if rows is None and not writer.counts.any():  # a band of a raster may be all nodata
+                raise no_valid_pixels(params.input)
             if embed is not None:  # published now, removed again if the class map then fails
                 embed.finish(progress.scaled(0.95, 0.96))
             progress.update(0.96, "writing COG")
@@ -175,8 +200,10 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
             result.skipped.append(path)
             continue
         try:
-            classify(ClassifyParams(path, output, params.options), step, codebook, encoder)
+            classify(ClassifyParams(path, output, params.options, params.overwrite), step, codebook, encoder)
             result.done.append(path)
+        except OutputBusy:  # another batch is writing it now: its result will be there
+            result.skipped.append(path)
         except UserError as exc:
             result.failed[path] = str(exc)
     progress.update(1.0, f"{len(result.done)} done, {len(result.skipped)} skipped, "
@@ -186,21 +213,36 @@ def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResu
 
 def batch_jobs(params: BatchParams) -> list[tuple[str, str]]:
     """(input, output) of every raster of a batch, in order: the files below ``input_dir`` (a
-    folder or an object-store prefix) matching ``pattern``, or the items of a STAC document;
-    outputs mirror the input folders as ``<name>_classes.tif``."""
+    folder or an object-store prefix) matching ``pattern`` (never outside it, never a coredino
+    output), or the items of a STAC document; outputs mirror the input folders as
+    ``<name>_classes.tif``."""
     forget(params.output_dir)  # outputs on an object store may have been written by others since
     if is_stac(params.input_dir):
         rasters = stac_rasters(params.input_dir)
     else:
-        rasters = list_files(params.input_dir, params.pattern)
+        pattern = params.pattern
+        if os.path.isabs(pattern) or ".." in Path(pattern).parts or pattern.startswith("~"):
+            raise UserError(f"--pattern {pattern!r}: patterns are relative to the input folder "
+                            f"{params.input_dir} and cannot leave it (no leading / or ~, no ..); "
+                            f"e.g. '**/*.tif'")
+        found = list_files(params.input_dir, pattern)
+        rasters = [(path, rel) for path, rel in found if not _is_output(path)]
         if not rasters:
-            raise UserError(f"{params.input_dir}: no file matches {params.pattern!r}; pass "
+            outputs = f" (only coredino outputs: {len(found)})" if found else ""
+            raise UserError(f"{params.input_dir}: no file matches {pattern!r}{outputs}; pass "
                             f"--pattern, e.g. '**/*.tif'")
     jobs = []
     for path, rel in rasters:
         folder, name = os.path.split(rel)
         jobs.append((path, join(params.output_dir, folder, f"{os.path.splitext(name)[0]}_classes.tif")))
     return jobs
+
+
+def _is_output(path: str) -> bool:
+    """A previous run's output (or its style): never taken as an input."""
+    if path.lower().endswith(".qml"):
+        return output_kind(str(Path(path).with_suffix(".tif"))) is not None
+    return output_kind(path) is not None
 
 
 def is_done(output: str, codebook: Codebook, options: ClassifyOptions) -> bool:
@@ -214,9 +256,15 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
     """Sample patch features from rasters (bounded memory), K-means them, colour the centroids."""
     params.validate()
     progress = progress or Progress()
+    check_output(params.output, CODEBOOK, [*params.inputs, params.model.weights], suffixes=(".npz",))
     device = pick_device(params.device)
     batch_size = default_batch_size(device, params.batch_size)
     encoder = build_encoder(params.model, device)
+    try:  # before any work: the recipe must be one a codebook may hold
+        validate_recipe(build_recipe(encoder.recipe(), tile=params.tile, border=params.border,
+                                     gsd=params.gsd, k=params.k, seed=params.seed, n_features=0, sources=[]))
+    except ValueError as exc:
+        raise UserError(f"fit-codebook: {exc}; change --gsd/--tile/--border/--k") from None
     reservoir = Reservoir(params.max_features, encoder.dim, params.seed)
     n = len(params.inputs)
     for i, path in enumerate(params.inputs):

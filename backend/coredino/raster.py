@@ -75,13 +75,17 @@ class RasterSource:
         Values are uint8 for 8-bit rasters (to be scaled by :meth:`to_unit`, on the CPU or on a
         device), float32 otherwise; invalid pixels are not zeroed yet.
         """
-        data = self._warped.ReadAsArray(x, y, width, height)
+        try:
+            data = self._warped.ReadAsArray(x, y, width, height)
+        except RuntimeError as exc:
+            raise unreadable(self.path, exc) from None
         valid = data[-1] > 0
         if self.zero_is_nodata:
             valid &= np.any(data[:-1] != 0, axis=0)
         values = data[self._band_index]
         if values.dtype != np.uint8:
             values = values.astype(np.float32)
+            valid &= np.isfinite(values).all(axis=0)  # NaN / inf pixels are nodata
         return values, valid
 
     def to_unit(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -200,16 +204,31 @@ def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[S
     return raster
 
 
+def unreadable(path: str, exc: BaseException) -> UserError:
+    """The one-line error for a file GDAL fails to read (truncated, corrupt, not a raster)."""
+    detail = (str(exc).strip().splitlines() or ["not a raster"])[0]
+    return UserError(f"{path}: GDAL cannot read it ({detail}); check that the file is a "
+                     f"complete raster (re-export or re-download it)")
+
+
+def no_valid_pixels(path: str) -> UserError:
+    """The one-line error for a raster with nothing to classify (whatever its data type)."""
+    return UserError(f"{path}: no valid pixels (all nodata, transparent, black or NaN/inf); "
+                     f"nothing to classify")
+
+
 def _open(path: str) -> gdal.Dataset:
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder, not a raster; give a raster file (or use `coredino batch`)")
     if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
         raise UserError(f"{path}: no such file")
     try:
         ds = gdal.Open(path)
+        if ds.RasterCount < 1:
+            raise RuntimeError("no raster bands")
         ds.GetRasterBand(1).ReadAsArray(0, 0, 1, 1)
     except (RuntimeError, AttributeError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "not a raster"
-        raise UserError(f"{path}: GDAL cannot read it ({detail}); check that the file is a "
-                        f"complete raster (re-export or re-download it)") from None
+        raise unreadable(path, exc) from None
     return ds
 
 
@@ -246,15 +265,21 @@ def _percentile_stretch(ds: gdal.Dataset, bands: list[int], path: str) -> tuple[
     lo, hi = [], []
     for b in bands:
         band = ds.GetRasterBand(b)
-        values = band.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(np.float64)
-        valid = band.GetMaskBand().ReadAsArray(buf_xsize=bx, buf_ysize=by) > 0
+        try:
+            values = band.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(np.float64)
+            valid = band.GetMaskBand().ReadAsArray(buf_xsize=bx, buf_ysize=by) > 0
+        except RuntimeError as exc:
+            raise unreadable(path, exc) from None
         if band.GetMaskFlags() == gdal.GMF_ALL_VALID:
             valid &= values != 0
+        # one NaN would make every percentile NaN; beyond float32 is inf once read (invalid)
+        valid &= np.isfinite(values.astype(np.float32))
         if not valid.any():
-            raise UserError(f"{path}: band {b} has no valid pixels; nothing to classify")
-        p_lo, p_hi = np.percentile(values[valid], STRETCH_PERCENTILES)
+            raise no_valid_pixels(path)
+        # clamped so that hi - lo stays finite in float32 (no inf / inf = NaN in the stretch)
+        p_lo, p_hi = np.clip(np.percentile(values[valid], STRETCH_PERCENTILES), -1e38, 1e38)
         lo.append(p_lo)
-        hi.append(max(p_hi, p_lo + 1e-6))
+        hi.append(max(p_hi, p_lo + max(1e-6, abs(p_lo) * 1e-5)))
     return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
 
 

@@ -57,7 +57,7 @@ def list_files(root: str, pattern: str) -> list[tuple[str, str]]:
     if not is_remote(root):
         if not os.path.isdir(root):
             raise UserError(f"{root}: not a folder")
-        found = sorted(p for p in glob.glob(os.path.join(root, pattern), recursive=True)
+        found = sorted(p for p in glob.glob(os.path.join(glob.escape(root), pattern), recursive=True)
                        if os.path.isfile(p))
         return [(p, Path(p).relative_to(root).as_posix()) for p in found]
     try:

@@ -158,11 +158,16 @@ class ClassifyOptions:
 
 @dataclass
 class ClassifyParams:
-    """Classify ``input`` (a raster GDAL reads) into a COG of cluster ids at ``output``."""
+    """Classify ``input`` (a raster GDAL reads) into a COG of cluster ids at ``output``.
+
+    overwrite: replace an existing ``output`` that is not a coredino class map (a file the job
+               reads is never replaced; a class map is replaced without it: a re-run).
+    """
 
     input: str
     output: str
     options: ClassifyOptions = field(default_factory=ClassifyOptions)
+    overwrite: bool = False
 
     def validate(self) -> None:
         self.options.validate()
@@ -255,12 +260,14 @@ class SimilarParams:
     positives:  (x, y) points in the embeddings' CRS on places like the ones looked for.
     negatives:  (x, y) points on places unlike them (optional).
     output:     similarity COG (Float32 in [-1, 1], nodata -2) with a .qml style beside it.
+    overwrite:  replace an existing ``output`` that is not a coredino similarity map.
     """
 
     embeddings: str
     output: str
     positives: list[tuple[float, float]] = field(default_factory=list)
     negatives: list[tuple[float, float]] = field(default_factory=list)
+    overwrite: bool = False
 
     def validate(self) -> None:
         if not self.positives:
@@ -281,12 +288,14 @@ class ReclassifyParams:
     classes_file: a ``<name>.classes.json`` (see :mod:`coredino_contract.classes`) read instead
                   when ``classes`` is empty.
     output:       class map COG; ``<output stem>_areas.csv`` and a .qml style are written beside it.
+    overwrite:    replace an existing ``output`` that is not a coredino named-class map.
     """
 
     input: str
     output: str
     classes: dict[str, list[int]] = field(default_factory=dict)
     classes_file: Optional[str] = None
+    overwrite: bool = False
 
     def validate(self) -> None:
         if bool(self.classes) == bool(self.classes_file):
@@ -298,12 +307,14 @@ class PolygonizeParams:
     """One class of a class map (or one cluster of a classification) as polygons in a GeoPackage.
 
     class_name: a class of a reclassified map; or value: the pixel value (cluster id or class value).
+    overwrite:  replace an existing ``output`` that is not a GeoPackage coredino wrote.
     """
 
     input: str
     output: str
     class_name: Optional[str] = None
     value: Optional[int] = None
+    overwrite: bool = False
 
     def validate(self) -> None:
         if (self.class_name is None) == (self.value is None):

@@ -16,13 +16,16 @@ def cache_dir() -> Path:
 
 
 def service_dir() -> Path:
-    """Where a running backend announces itself (token and ``service.json``)."""
+    """Where a running backend announces itself (token and discovery files)."""
     return cache_dir() / "service"
 
 
-def service_file() -> Path:
-    return service_dir() / "service.json"
+def service_file(port: int = DEFAULT_PORT) -> Path:
+    """The discovery file of the backend on ``port`` (one per port: backends on two ports never
+    overwrite each other's): ``{"url", "pid", "token_file", "protocol"}``."""
+    return service_dir() / f"service-{port}.json"
 
 
-def default_token_file() -> Path:
-    return service_dir() / "token"
+def default_token_file(port: int = DEFAULT_PORT) -> Path:
+    """The token of the backend on ``port`` unless it was started with --token-file."""
+    return service_dir() / f"token-{port}"

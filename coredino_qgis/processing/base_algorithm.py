@@ -28,7 +28,7 @@ class CoredinoAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):
         return self.HELP + ("\n\nRuns in the coredino backend (`coredino serve`, found through "
-                            "~/.cache/coredino/service/service.json or started with the Python set in "
+                            "~/.cache/coredino/service/service-<port>.json or started with the Python set in "
                             "Plugins > coredino > Settings). Paths are paths on the backend's machine.")
 
     def icon(self):

@@ -69,3 +69,23 @@ def dinov2_folders(tmp_path_factory):
         folders[name] = tmp_path_factory.mktemp(name)
         model.save_pretrained(folders[name])
     return folders
+
+
+@pytest.fixture(scope="session")
+def tiny_codebook(tmp_path_factory) -> str:
+    """A 16-cluster codebook for core-dino n (random weights, layer 16) with 8-cell tiles at 0.5 m:
+    fast enough for tests that exercise the pipeline on many small rasters, not its quality."""
+    import numpy as np
+
+    from coredino.codebook import Codebook, build_recipe, centroid_colors
+    from coredino.encoders import build_encoder
+    import torch
+
+    encoder = build_encoder(ModelSpec("core-dino", "n", "random", 16), torch.device("cpu"))
+    centroids = np.random.default_rng(0).normal(size=(16, encoder.dim)).astype(np.float32)
+    recipe = build_recipe(encoder.recipe(), tile=8, border=1, gsd=0.5, k=16, seed=0, n_features=0,
+                          sources=[])
+    recipe["metric"] = "cosine"
+    path = tmp_path_factory.mktemp("tiny") / "tiny.codebook.npz"
+    Codebook(centroids, centroid_colors(centroids, "cosine", 0), "cosine", recipe).save(path)
+    return str(path)

@@ -127,8 +127,8 @@ def test_health_is_open_everything_else_needs_the_token(backend, codebook):
     assert stat.S_IMODE((backend.cache / "token").stat().st_mode) == 0o600
     service = backend.cache / "service"
     assert stat.S_IMODE(service.stat().st_mode) == 0o700
-    assert stat.S_IMODE((service / "service.json").stat().st_mode) == 0o600
-    assert json.loads((service / "service.json").read_text()) == {
+    assert stat.S_IMODE((service / f"service-{backend.port}.json").stat().st_mode) == 0o600
+    assert json.loads((service / f"service-{backend.port}.json").read_text()) == {
         "url": backend.url, "pid": backend.proc.pid, "token_file": str(backend.cache / "token"), "protocol": 1}
     checked_in = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert backend.call("GET", "/openapi.json", token=None) == (200, checked_in)
@@ -252,7 +252,7 @@ def test_explore_jobs_similar_reclassify_polygonize(backend, codebook, data, tmp
 
 def test_busy_port_is_refused_and_sigterm_stops_a_busy_backend_cleanly(backend, codebook, demo_raster,
                                                                        tmp_path):
-    files = [backend.cache / "token", backend.cache / "service" / "service.json"]
+    files = [backend.cache / "token", backend.cache / "service" / f"service-{backend.port}.json"]
     before = [f.read_text() for f in files]
     busy = subprocess.run([COREDINO, "serve", "--port", str(backend.port), "--token-file", str(files[0])],
                           env={**os.environ, "COREDINO_CACHE": str(backend.cache)},
@@ -269,7 +269,7 @@ def test_busy_port_is_refused_and_sigterm_stops_a_busy_backend_cleanly(backend, 
     job = other.submit("classify", classify(codebook, demo_raster, out / "a.tif", batch_size=1))
     other.wait(job["id"], lambda record: record["progress"] > 0.05)
     assert other.stop() == 0
-    assert not (other.cache / "service" / "service.json").exists()
+    assert not (other.cache / "service" / f"service-{other.port}.json").exists()
     assert os.listdir(out) == []  # the running job was cancelled and cleaned up
     with pytest.raises(urllib.error.URLError) as refused:
         other.call("GET", f"/v1/jobs/{job['id']}")

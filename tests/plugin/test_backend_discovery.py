@@ -1,8 +1,9 @@
-"""Finding the backend (service.json, settings) and the messages when it cannot be started."""
+"""Finding the backend (service-<port>.json, settings) and the messages when it cannot be started."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,27 @@ def test_service_json_announces_the_running_backend(backend, monkeypatch, qgis_a
 def test_a_stale_service_json_is_ignored(tmp_path, monkeypatch, qgis_app):
     monkeypatch.setenv("COREDINO_CACHE", str(tmp_path))
     (tmp_path / "service").mkdir()
-    (tmp_path / "service" / "service.json").write_text(json.dumps(
-        {"url": "http://127.0.0.1:1", "pid": 2 ** 22 + 17, "token_file": "/nowhere", "protocol": 1}))
+    (tmp_path / "service" / "service-8765.json").write_text(json.dumps(
+        {"url": "http://127.0.0.1:8765", "pid": 2 ** 22 + 17, "token_file": "/nowhere", "protocol": 1}))
     found = resolve_connection(PluginSettings())
-    assert found == Connection(DEFAULT_URL, str(tmp_path / "service" / "token"), "default")
+    assert found == Connection(DEFAULT_URL, str(tmp_path / "service" / "token-8765"), "default")
+
+
+def test_each_port_has_its_own_discovery_file(tmp_path, monkeypatch, qgis_app):
+    """Two live backends (#10 R3): the plugin takes the token of the port it connects to."""
+    monkeypatch.setenv("COREDINO_CACHE", str(tmp_path))
+    folder = tmp_path / "service"
+    folder.mkdir()
+    for port in (8765, 9001):
+        (folder / f"service-{port}.json").write_text(json.dumps(
+            {"url": f"http://127.0.0.1:{port}", "pid": os.getpid(), "token_file": str(folder / f"token-{port}"),
+             "protocol": 1}))
+    assert resolve_connection(PluginSettings(url="http://127.0.0.1:9001")).token_file == str(folder / "token-9001")
+    assert resolve_connection(PluginSettings()) == Connection(
+        "http://127.0.0.1:8765", str(folder / "token-8765"), "service.json")  # the default port first
+    (folder / "service-8765.json").unlink()
+    assert resolve_connection(PluginSettings()).url == "http://127.0.0.1:9001"  # else the live one
+    assert resolve_connection(PluginSettings(url="http://127.0.0.1:8765")).token_file == str(folder / "token-8765")
 
 
 def test_dock_finds_the_backend_without_any_setting(qgis_iface, plugin_settings, backend, monkeypatch):

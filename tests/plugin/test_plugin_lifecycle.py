@@ -72,7 +72,7 @@ def test_plugin_starts_its_backend_and_stops_it_on_unload(qgis_iface, qgis_proce
     assert program_args[:4] == [sys.executable, "-m", "coredino.cli", "serve"]
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert not any(e.startswith(b"GDAL_PAM_PROXY_DIR=") for e in environ)
-    service = json.loads((cache / "service" / "service.json").read_text())
+    service = json.loads((cache / "service" / f"service-{url.rsplit(':', 1)[1]}.json").read_text())
     assert service["url"] == url and service["pid"] == pid
 
     dock_ref = dock
@@ -83,4 +83,4 @@ def test_plugin_starts_its_backend_and_stops_it_on_unload(qgis_iface, qgis_proce
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{pid}") or b"Z" in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[-1][:3]
-    assert not (cache / "service" / "service.json").exists()  # a clean exit removes it
+    assert not list((cache / "service").glob("service-*.json"))  # a clean exit removes it

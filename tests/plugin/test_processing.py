@@ -132,4 +132,4 @@ def test_processing_starts_a_backend_when_none_answers(provider, plugin_settings
     finally:
         launcher.stop()
     assert not launcher.is_running()
-    assert not (tmp_path / "cache" / "service" / "service.json").exists()
+    assert not list((tmp_path / "cache" / "service").glob("service-*.json"))

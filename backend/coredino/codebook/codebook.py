@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -33,6 +34,12 @@ RECIPE_KEYS = ENCODER_KEYS + (
 OPTIONAL_ARRAYS = ("tree_merges", "basis_mean", "basis_components")  # absent in files before 0.2
 _TREES: dict[str, np.ndarray] = {}  # trees computed for files without one, by file sha256 (3 s at k=6000)
 FIX = "pass --model/--weights matching the codebook, or fit a new one with `coredino fit-codebook`"
+# Sane ranges of the recipe's numbers: outside them a codebook would allocate terabytes, plan a
+# job of days, or divide by zero. (inclusive bounds)
+GSD_RANGE = (0.01, 1000.0)  # metres per pixel: 1 cm (close-range drone) to 1 km
+PATCH_RANGE = (1, 64)  # pixels per cell
+TILE_RANGE = (2, 256)  # cells per tile side
+MAX_TILE_PX = 8192  # tile * patch: one tile's side in pixels
 
 
 def build_recipe(encoder_recipe: dict, *, tile: int, border: int, gsd: Optional[float], k: int,
@@ -49,6 +56,35 @@ def _encoder_id(recipe: dict) -> str:
     sha = str(recipe.get("weights_sha256") or "none")[:12]
     return (f"{model_id(recipe.get('family'), recipe.get('variant'), recipe.get('layer'))} (weights sha256 {sha}, "
             f"dim {recipe.get('dim')}, normalisation {recipe.get('normalisation')})")
+
+
+def validate_recipe(recipe: dict) -> None:
+    """Raise ValueError naming the first recipe field out of its range (see the ranges above)."""
+    def integer(name: str, lo: int, hi: int) -> int:
+        value = recipe[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"recipe field {name} is {value!r}; expected a whole number from {lo} to {hi}")
+        return value
+
+    gsd = recipe["gsd"]
+    if isinstance(gsd, bool) or not isinstance(gsd, (int, float)) or not math.isfinite(gsd) \
+            or not GSD_RANGE[0] <= gsd <= GSD_RANGE[1]:
+        raise ValueError(f"recipe field gsd is {gsd!r}; expected metres per pixel from {GSD_RANGE[0]} "
+                         f"to {GSD_RANGE[1]}")
+    patch = integer("patch", *PATCH_RANGE)
+    tile = integer("tile", TILE_RANGE[0], min(TILE_RANGE[1], MAX_TILE_PX // patch))
+    integer("border", 0, (tile - 1) // 2)
+    integer("k", 1, 65535)
+    integer("dim", 1, 1 << 16)
+    integer("seed", -(1 << 63), (1 << 63) - 1)
+    integer("n_features", 0, 1 << 62)
+    if recipe["layer"] is not None:
+        integer("layer", 0, 1000)
+    for name in ("family", "variant", "normalisation", "weights_uri", "weights_sha256"):
+        if not isinstance(recipe[name], str):
+            raise ValueError(f"recipe field {name} is {recipe[name]!r}; expected text")
+    if not isinstance(recipe["sources"], list):
+        raise ValueError(f"recipe field sources is {recipe['sources']!r}; expected a list of file names")
 
 
 @dataclass(eq=False)
@@ -92,6 +128,12 @@ class Codebook:
         if (self.recipe["k"], self.recipe["dim"]) != self.centroids.shape:
             raise ValueError(f"recipe says k={self.recipe['k']}, dim={self.recipe['dim']} but "
                              f"centroids are {self.centroids.shape[0]} x {self.centroids.shape[1]}")
+        if not np.isfinite(self.centroids).all():
+            bad = int((~np.isfinite(self.centroids).all(axis=1)).sum())
+            raise ValueError(f"centroids: {bad} of {self.k} hold NaN or inf")
+        if self.metric == "cosine" and (np.linalg.norm(self.centroids, axis=1) == 0).any():
+            raise ValueError("centroids: a zero vector has no direction (metric cosine)")
+        validate_recipe(self.recipe)
 
     @property
     def k(self) -> int:

@@ -19,8 +19,10 @@ from osgeo import gdal, ogr
 
 from coredino_contract.results import PolygonizeResult
 
-from ..atomic import temp_name
+from .. import __version__
+from ..atomic import output_lock, temp_name
 from ..errors import Cancelled, UserError
+from ..outputs import POLYGONS, check_output
 from ..params import PolygonizeParams
 from ..progress import Progress
 from .rasters import cell_area, open_classification
@@ -73,11 +75,10 @@ def polygonize(params: PolygonizeParams, progress: Optional[Progress] = None) ->
     params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
+    check_output(params.output, POLYGONS, [params.input], params.overwrite, suffixes=(".gpkg",))
     ds = open_classification(params.input)
     value, name = _target(params, ds)
     cell_area(ds, params.input)  # areas need a metric grid
-    if not params.output.lower().endswith(".gpkg"):
-        raise UserError(f"{params.output}: the output must be a GeoPackage (.gpkg)")
     output = Path(params.output)
     layer_name = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or f"value_{value}"
     partial = temp_name(output, ".partial.gpkg")
@@ -92,42 +93,43 @@ def polygonize(params: PolygonizeParams, progress: Optional[Progress] = None) ->
             return 0
         return 1
 
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output):  # also creates the folder
         try:
-            gpkg = ogr.GetDriverByName("GPKG").CreateDataSource(str(partial))
-        except RuntimeError as exc:
-            raise UserError(f"{output}: cannot write there ({(str(exc).splitlines() or [''])[0]}); "
-                            f"choose another output folder") from None
-        layer = gpkg.CreateLayer(layer_name, ds.GetSpatialRef(), ogr.wkbPolygon)
-        for field_name, kind in (("value", ogr.OFTInteger), ("class", ogr.OFTString),
-                                 ("area_m2", ogr.OFTReal), ("area_ha", ogr.OFTReal)):
-            layer.CreateField(ogr.FieldDefn(field_name, kind))
-        try:
-            gdal.Polygonize(ds.GetRasterBand(1), mask.GetRasterBand(1), layer, 0, [], callback=report)
-        except RuntimeError:
-            if not cancelled:
-                raise
-        if cancelled:
-            raise Cancelled("cancelled")
-        progress.update(0.9, "measuring polygons")
-        total, n = 0.0, 0
-        layer.StartTransaction()
-        for feature in layer:
-            area = feature.GetGeometryRef().GetArea()
-            feature.SetField("class", name)
-            feature.SetField("area_m2", area)
-            feature.SetField("area_ha", area / 1e4)
-            layer.SetFeature(feature)
-            total += area
-            n += 1
-        layer.CommitTransaction()
-        layer = gpkg = None
-        os.replace(partial, output)
-    finally:
-        layer = gpkg = mask = ds = None
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            Path(f"{partial}{suffix}").unlink(missing_ok=True)
+            try:
+                gpkg = ogr.GetDriverByName("GPKG").CreateDataSource(str(partial))
+            except RuntimeError as exc:
+                raise UserError(f"{output}: cannot write there ({(str(exc).splitlines() or [''])[0]}); "
+                                f"choose another output folder") from None
+            gpkg.SetMetadata({"COREDINO_VERSION": __version__, "SOURCE": Path(params.input).name})
+            layer = gpkg.CreateLayer(layer_name, ds.GetSpatialRef(), ogr.wkbPolygon)
+            for field_name, kind in (("value", ogr.OFTInteger), ("class", ogr.OFTString),
+                                     ("area_m2", ogr.OFTReal), ("area_ha", ogr.OFTReal)):
+                layer.CreateField(ogr.FieldDefn(field_name, kind))
+            try:
+                gdal.Polygonize(ds.GetRasterBand(1), mask.GetRasterBand(1), layer, 0, [], callback=report)
+            except RuntimeError:
+                if not cancelled:
+                    raise
+            if cancelled:
+                raise Cancelled("cancelled")
+            progress.update(0.9, "measuring polygons")
+            total, n = 0.0, 0
+            layer.StartTransaction()
+            for feature in layer:
+                area = feature.GetGeometryRef().GetArea()
+                feature.SetField("class", name)
+                feature.SetField("area_m2", area)
+                feature.SetField("area_ha", area / 1e4)
+                layer.SetFeature(feature)
+                total += area
+                n += 1
+            layer.CommitTransaction()
+            layer = gpkg = None
+            os.replace(partial, output)
+        finally:
+            layer = gpkg = mask = ds = None
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{partial}{suffix}").unlink(missing_ok=True)
     progress.update(1.0, "done")
     return PolygonizeResult(str(output), layer_name, value, name, n, total, total / 1e4,
                             time.perf_counter() - start)

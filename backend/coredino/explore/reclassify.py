@@ -22,8 +22,10 @@ from coredino_contract.classes import UNCLASSIFIED, class_color, load_classes, v
 from coredino_contract.naming import areas_path, style_path
 from coredino_contract.results import ClassArea, ReclassifyResult
 
+from ..atomic import output_lock
 from ..cog import AtomicCOG
 from ..errors import UserError
+from ..outputs import CLASS_MAP, check_output
 from ..params import ReclassifyParams
 from ..progress import Progress
 from ..styling import paletted_qml
@@ -48,6 +50,9 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
     params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
+    csv_path, qml_path = areas_path(params.output), style_path(params.output)
+    check_output(params.output, CLASS_MAP, [params.input, params.classes_file], params.overwrite,
+                 sidecars=[(csv_path, None), (qml_path, None)])
     ds = open_classification(params.input)
     tags = ds.GetMetadata()
     if "CLASS_NAMES" in tags:
@@ -65,7 +70,8 @@ def reclassify(params: ReclassifyParams, progress: Optional[Progress] = None) ->
         lut[int(source_nodata)] = NODATA
     names = [UNCLASSIFIED] + list(mapping)
     counts = np.zeros(256, np.int64)
-    with AtomicCOG(params.output, ds, gdal.GDT_Byte, NODATA, resampling="MODE") as out:
+    with output_lock(params.output, [csv_path, qml_path]), \
+            AtomicCOG(params.output, ds, gdal.GDT_Byte, NODATA, resampling="MODE") as out:
         blocks = list(windows(ds.RasterXSize, ds.RasterYSize))
         for i, (x, y, w, h) in enumerate(blocks):
             progress.update(i / len(blocks), f"block {i + 1}/{len(blocks)}")

@@ -23,8 +23,10 @@ from osgeo import gdal
 from coredino_contract.naming import style_path
 from coredino_contract.results import SIMILARITY_BINS, SimilarResult
 
+from ..atomic import output_lock
 from ..cog import AtomicCOG
 from ..errors import UserError
+from ..outputs import SIMILARITY, check_output
 from ..params import SimilarParams
 from ..progress import Progress
 from ..styling import similarity_qml
@@ -74,12 +76,16 @@ def similar(params: SimilarParams, progress: Optional[Progress] = None) -> Simil
     start = time.perf_counter()
     progress = progress or Progress()
     emb = resolve(params.embeddings)
+    qml_path = style_path(params.output)
     try:
+        check_output(params.output, SIMILARITY, [params.embeddings, emb.path], params.overwrite,
+                     sidecars=[(qml_path, None)])
         q = query_vector(emb, params.positives, params.negatives)
         area = cell_area(emb.ds, emb.path)
         counts = np.zeros(SIMILARITY_BINS, np.int64)
         lo, hi = np.inf, -np.inf
-        with AtomicCOG(params.output, emb.ds, gdal.GDT_Float32, NODATA, resampling="AVERAGE") as out:
+        with output_lock(params.output, [qml_path]), \
+                AtomicCOG(params.output, emb.ds, gdal.GDT_Float32, NODATA, resampling="AVERAGE") as out:
             blocks = list(windows(emb.width, emb.height))
             for i, (x, y, w, h) in enumerate(blocks):
                 progress.update(i / len(blocks), f"block {i + 1}/{len(blocks)}")
@@ -99,7 +105,7 @@ def similar(params: SimilarParams, progress: Optional[Progress] = None) -> Simil
             tags.update(COREDINO_SIMILARITY="cosine", EMBEDDINGS=Path(emb.path).name,
                         POSITIVES=_points(params.positives), NEGATIVES=_points(params.negatives))
             qml_lo = _percentile(counts, 0.5)
-            out.sidecar(style_path(params.output)).write_text(
+            out.sidecar(qml_path).write_text(
                 similarity_qml(qml_lo, max(hi, qml_lo + 0.01)), encoding="utf-8")
             output = out.publish(tags)
     finally:

@@ -21,13 +21,17 @@ from ..device import describe, pick_device
 from ..engine import DEFAULT_CODEBOOK
 from ..encoders import FAMILIES
 from ..encoders.runtime import installed_runtimes
+from .guards import add_guards
 from .jobs import JobQueue
 from .schemas import (Capabilities, CatalogueEntry, CodebookInfo, Health, JobList, JobRecord, JobSpec,
                       QueueInfo)
 
 
-def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
-    """The app; its job worker starts and stops with the server (the ASGI lifespan)."""
+def create_app(token: str, codebook_dirs: list[Path], bound_host: str = "127.0.0.1") -> FastAPI:
+    """The app; its job worker starts and stops with the server (the ASGI lifespan).
+
+    bound_host: the address the server listens on (requests must name it or loopback as Host).
+    """
     jobs = JobQueue()
     codebooks = CodebookCatalogue(codebook_dirs, DEFAULT_CODEBOOK)
     bearer = HTTPBearer(auto_error=False, description="the token `coredino serve` wrote to its token file")
@@ -37,7 +41,7 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
         if not secrets.compare_digest(given, token.encode()):
             raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"}, detail=(
                 "missing or wrong token: send 'Authorization: Bearer <token>' with the token this "
-                "backend wrote to its token file (it changes at every start; see service.json)"))
+                "backend wrote to its token file (it changes at every start; see service-<port>.json)"))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -92,6 +96,7 @@ def create_app(token: str, codebook_dirs: list[Path]) -> FastAPI:
         return JobRecord(**_found(jobs.cancel(job_id), job_id))
 
     app.include_router(v1)
+    add_guards(app, bound_host)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,6 +16,9 @@ from ..progress import Progress
 from ..runners import run
 
 log = logging.getLogger(__name__)
+
+KEEP_FINISHED = 100  # finished jobs remembered (newest first) ...
+KEEP_FINISHED_S = 24 * 3600.0  # ... and for at most this long after they finished
 
 
 def _now() -> str:
@@ -37,6 +41,7 @@ class Job:
     result: Any = None
     error: Optional[str] = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    ended: Optional[float] = None  # time.monotonic() when it finished (for pruning)
 
     def record(self) -> dict[str, Any]:
         """The protocol's job record (without params and the cancel event)."""
@@ -45,10 +50,21 @@ class Job:
             "result", "error")}
 
 
+def prune_finished(jobs: dict[str, Job], keep: int, keep_s: float) -> None:
+    """Forget finished jobs beyond the ``keep`` newest and those finished over ``keep_s`` ago
+    (call with the queue's lock held); queued and running jobs are always kept."""
+    finished = [job for job in jobs.values() if job.ended is not None]
+    now = time.monotonic()
+    for i, job in enumerate(sorted(finished, key=lambda j: j.ended, reverse=True)):
+        if i >= keep or now - job.ended > keep_s:
+            del jobs[job.id]
+
+
 class JobQueue:
     """Runs jobs through the engine in a worker thread, independent of any client connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP_FINISHED, keep_s: float = KEEP_FINISHED_S) -> None:
+        self.keep, self.keep_s = keep, keep_s
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pending: queue.Queue[Optional[Job]] = queue.Queue()
@@ -71,6 +87,7 @@ class JobQueue:
     def submit(self, kind: str, params: Any) -> dict[str, Any]:
         job = Job(uuid.uuid4().hex, kind, params)
         with self._lock:
+            prune_finished(self._jobs, self.keep, self.keep_s)
             self._jobs[job.id] = job
             record = job.record()
         self._pending.put(job)
@@ -104,6 +121,7 @@ class JobQueue:
         """With the lock held: a queued job is cancelled now, a running one at its next step."""
         if job.state == "queued":
             job.state, job.finished, job.message = "cancelled", _now(), "cancelled before it started"
+            job.ended = time.monotonic()
         elif job.state == "running" and not job.cancel.is_set():
             job.cancel.set()
             job.message = "cancelling"
@@ -136,4 +154,5 @@ class JobQueue:
         with self._lock:
             for name, value in outcome.items():
                 setattr(job, name, value)
-            job.finished = _now()
+            job.finished, job.ended = _now(), time.monotonic()
+            prune_finished(self._jobs, self.keep, self.keep_s)

@@ -25,19 +25,20 @@ from .app import create_app
 def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[Path] = None,
           codebook_dirs: Sequence[Path] = ()) -> int:
     """Serve protocol version 1 until SIGTERM or SIGINT; return the exit code (0)."""
-    folder, info_file = service_dir(), service_file()
+    folder = service_dir()
     for d in codebook_dirs:
         if not Path(d).is_dir():
             raise UserError(f"--codebooks {d}: not a folder")
-    sock = _listen(host, port, info_file)  # before writing anything: a refused start changes nothing
+    sock = _listen(host, port, service_file(port))  # before writing anything: a refused start changes nothing
     port = sock.getsockname()[1]
+    info_file = service_file(port)
     token = secrets.token_urlsafe(32)
-    token_file = Path(token_file or default_token_file()).absolute()
+    token_file = Path(token_file or default_token_file(port)).absolute()
     client_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     url = f"http://{f'[{client_host}]' if ':' in client_host else client_host}:{port}"
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = uvicorn.Server(uvicorn.Config(
-        create_app(token, [Path(d) for d in codebook_dirs]), host=host, port=port,
+        create_app(token, [Path(d) for d in codebook_dirs], host), host=host, port=port,
         log_level="warning", timeout_graceful_shutdown=5))
     # uvicorn handles the signals while it runs, then re-raises them: ours make that a clean return,
     # and stop a server signalled before uvicorn took over.
@@ -84,7 +85,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _remove_if_ours(info_file: Path) -> None:
-    """Remove service.json unless another backend has replaced it since."""
+    """Remove the discovery file unless another backend has replaced it since."""
     try:
         if json.loads(info_file.read_text())["pid"] == os.getpid():
             info_file.unlink()

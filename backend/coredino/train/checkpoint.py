@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_open
+from ..atomic import atomic_open, stale_temporaries
 from ..errors import UserError
 
 FORMAT = "coredino-train/1"
@@ -25,7 +25,12 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors and plain types (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -33,8 +38,11 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -51,14 +59,22 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict | None:
     path = Path(out_dir) / CHECKPOINT
     if not path.is_file():
         return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states
-    except Exception as exc:
-        raise UserError(f"{path}: cannot read the training checkpoint ({type(exc).__name__}); "
-                        f"delete it to start over") from exc
+    try:  # tensors and plain types only: a crafted file cannot run code
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and weights_only errors: not usable
+        raise UserError(f"{path}: not a coredino training checkpoint or corrupt ({type(exc).__name__}; "
+                        f"only tensors and plain values are loaded); delete it to start over") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not a coredino training checkpoint; delete it or use another -o")
     return ckpt
+
+
+def remove_stale_temporaries(out_dir: str | os.PathLike) -> list[Path]:
+    """Remove the temporary checkpoint files a killed run left (call while no other run writes here)."""
+    stale = stale_temporaries(Path(out_dir) / CHECKPOINT)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def export_backbone(layers: nn.ModuleList, path: str | os.PathLike) -> Path:

@@ -36,7 +36,8 @@ from ..encoders.yolo import CoreDinoEncoder, build_yolo_backbone, load_coredino_
 from ..errors import UserError
 from . import distributed as dist
 from .augment import Views, align, make_views, teacher_region
-from .checkpoint import CHECKPOINT, export_backbone, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import (CHECKPOINT, export_backbone, load_checkpoint, remove_stale_temporaries,
+                         save_checkpoint, set_rng_state)
 from .config import RESUME_KEYS, TrainConfig
 from .data import WindowSampler, step_rng, to_device
 from .heads import build_head
@@ -100,6 +101,8 @@ class Trainer:
         self.out = Path(cfg.out)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temporaries(self.out):  # left by a run killed mid-save
+                self.log(f"coredino: removed {stale.name}, an unfinished checkpoint of a killed run")
         # one sampler per teacher GSD; with several, rasters much coarser than a GSD are left out of it
         fit = MAX_UPSAMPLE if cfg.gsds else None
         self.samplers = [(g, WindowSampler(cfg.data, g, cfg.crop, cfg.min_valid, max_upsample=fit))
