@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
@@ -34,6 +36,14 @@ EPILOG = """examples:
 """
 
 
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread so that every temporary file is removed on the way out."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:  # before anything imports torch: OpenMP reads its wait policy when it starts
         configure_threads(_threads_arg(sys.argv[1:] if argv is None else argv))
@@ -41,6 +51,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"coredino: error: {exc}", file=sys.stderr)
         return 2
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except UserError as exc:
@@ -49,6 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (Cancelled, KeyboardInterrupt):
         print("coredino: cancelled; no output was written", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("coredino: terminated; no output was written", file=sys.stderr)
+        return 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -241,6 +256,12 @@ def _classify_options(p: argparse.ArgumentParser) -> None:
                    help="encoder precision: fp32 (exact), bf16 (torch) or int8 (ONNX Runtime); reduced "
                         "precision prints its id agreement with fp32 (default: %(default)s)")
     _threads_option(p)
+    p.add_argument("--no-blend", dest="blend", action="store_false",
+                   help="cut each tile at its core instead of blending overlapping tiles: 1.44x "
+                        "faster on large rasters, but class changes at tile borders (seams)")
+    p.add_argument("--max-tiles", type=int, default=250_000,
+                   help="refuse a raster needing more tiles than this (it says how many and how "
+                        "long first); 0: no limit (default: %(default)s)")
 
 
 def _explore_parsers(sub) -> None:
@@ -377,7 +398,8 @@ def _options(args: argparse.Namespace):
     return ClassifyOptions(codebook=args.codebook, weights=args.weights, device=args.device,
                            batch_size=args.batch_size, bands=args.bands, rgb=args.rgb,
                            embeddings=args.embeddings, compile=args.compile, level=args.level,
-                           runtime=args.runtime, precision=args.precision)
+                           runtime=args.runtime, precision=args.precision,
+                           blend=args.blend, max_tiles=args.max_tiles)
 
 
 @contextmanager

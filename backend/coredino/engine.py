@@ -28,13 +28,14 @@ from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .encoders.runtime import describe_runtime, prepare_encoder
 from .errors import UserError
+from .blend import Blender
 from .explore.embeddings import EmbeddingWriter
 from .explore.levels import group_areas, level_lookup, level_qml
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
 from .progress import Progress
 from .raster import RasterSource, open_raster_source
-from .tile_stream import encode_batches
-from .tiling import tile_grid
+from .tile_stream import check_size, encode_batches, plan_tiles
+from .tiling import TileGrid, tile_grid
 from .writer import ClassWriter
 
 #: the bundled default weights and codebook: package data (backend/coredino/resources), shipped in the wheel
@@ -68,6 +69,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
+    progress.update(0.0, f"opening {Path(params.input).name}")
     opts = params.options
     codebook = codebook or load_codebook(opts.codebook, progress)
     encoder = encoder or encoder_for(codebook, opts)
@@ -80,13 +82,16 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
                                      assigner, CHECK_RASTER, opts.compile)
     raster, phase = _open_tiled(params.input, recipe, encoder.patch, opts.bands)
     try:
-        grid = tile_grid(raster, encoder.patch, tile, border, phase)
+        grid = tile_grid(raster, encoder.patch, tile, border, phase,
+                         blend=opts.blend and phase is None)
         cells = raster.grid
         out_grid = type(cells)(cells.wkt, cells.x0, cells.y0, cells.gsd * encoder.patch,
                                grid.cells_x, grid.cells_y)
         batch_size = default_batch_size(device, opts.batch_size)
+        plan = plan_tiles(raster, grid, encoder.patch)
+        progress.update(0.0, check_size(plan, encoder, batch_size, opts.max_tiles, params.input))
         rgb_output = rgb_path(params.output) if opts.rgb else None
-        tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
+        tags = _provenance(params.input, encoder, codebook, grid, raster.bands)
         tags["MODEL_LICENSE"] = license
         colors, legend, lookup = codebook.colors, None, None
         if opts.level is not None:
@@ -96,11 +101,12 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
             legend = partial(_level_legend, colors=colors, area=out_grid.gsd ** 2)
         with ClassWriter(params.output, out_grid, colors, tags, legend) as writer, \
                 _embedding_writer(params.output, out_grid, encoder.dim, tags, opts, codebook) as embed:
-            n_tiles = 0
             rows = _RowWriter(writer, grid.cells_x)
             pending = None
-            for encoded in encode_batches(raster, encoder, grid, batch_size,
-                                          progress.scaled(0, 0.95), compile=opts.compile):
+            blender = Blender(grid, device, encoder.dim)
+            for encoded in blender(encode_batches(raster, encoder, grid, batch_size,
+                                                  progress.scaled(0, 0.95), compile=opts.compile,
+                                                  plan=plan)):
                 # one assignment per batch on the encoder's device, valid core cells only; on
                 # CUDA the ids come back asynchronously and are written while the next batch runs
                 feats, keep = encoded.core_features()
@@ -115,7 +121,6 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
                 if pending is not None:
                     _write_ids(rows, *pending)
                 pending = (encoded.tiles, keep, ids, arrived)
-                n_tiles += len(encoded.tiles)
             if pending is not None:
                 _write_ids(rows, *pending)
             rows.flush()
@@ -127,7 +132,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
         raster.close()
     progress.update(1.0, "done")
     warnings = raster.warnings + [n for n in [catalogue.notice(license)] if n]
-    return ClassifyResult(params.output, classes, n_tiles, time.perf_counter() - start,
+    return ClassifyResult(params.output, classes, blender.tiles, time.perf_counter() - start,
                           str(device), rgb_output, warnings + notes,
                           embeddings_path(params.output) if opts.embeddings else None,
                           describe_runtime(encoder))
@@ -177,9 +182,10 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
         raster = open_raster_source(path, params.gsd, pad_to=params.tile * encoder.patch,
                              bands=params.bands, multiple_of=encoder.patch)
         try:
-            grid = tile_grid(raster, encoder.patch, params.tile, params.border)
+            grid = tile_grid(raster, encoder.patch, params.tile, params.border, blend=True)
             step = progress.scaled(0.6 * i / n, 0.6 * (i + 1) / n)
-            for encoded in encode_batches(raster, encoder, grid, batch_size, step):
+            blender = Blender(grid, device, encoder.dim)
+            for encoded in blender(encode_batches(raster, encoder, grid, batch_size, step)):
                 reservoir.add(encoded.core_features()[0].cpu().numpy())
         finally:
             raster.close()
@@ -193,7 +199,7 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
                           k=params.k, seed=params.seed, n_features=int(len(sample)),
                           sources=[Path(p).name for p in params.inputs])
     recipe.update(niter=params.niter, features_seen=int(reservoir.seen), metric=params.metric,
-                  model_license=catalogue.license_for(recipe))
+                  model_license=catalogue.license_for(recipe), blend=True)
     if _is_local(recipe["weights_uri"]):
         recipe["weights_uri"] = os.path.relpath(recipe["weights_uri"], Path(params.output).resolve().parent)
     codebook = Codebook(centroids=centroids, colors=colors, metric=params.metric, recipe=recipe)
@@ -285,7 +291,7 @@ def _is_local(weights_uri: str) -> bool:
     return weights_uri != "random" and "://" not in weights_uri
 
 
-def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, border: int,
+def _provenance(source: str, encoder: Encoder, codebook: Codebook, grid: TileGrid,
                 bands: list[int]) -> dict[str, str]:
     return {
         "COREDINO_VERSION": __version__,
@@ -298,8 +304,10 @@ def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, bo
         "METRIC": codebook.metric,
         "GSD": str(codebook.recipe["gsd"]),
         "PATCH_PX": str(encoder.patch),
-        "TILE_PATCHES": str(tile),
-        "BORDER_PATCHES": str(border),
+        "TILE_PATCHES": str(grid.tile),
+        "BORDER_PATCHES": str(grid.border),
+        "BLEND": "linear" if grid.blend else "none",
+        "STRIDE_PATCHES": str(grid.stride),
         "BANDS": ",".join(map(str, bands)),
         "CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
