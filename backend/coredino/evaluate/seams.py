@@ -89,8 +89,8 @@ def grid_of(ds: gdal.Dataset, path: str) -> TileGrid:
 def seam_stats_of(path: str, groups: np.ndarray | None = None) -> SeamStats:
     """:func:`seam_stats` of a classification COG written by ``coredino classify``."""
     ds = gdal.Open(path)
+    grid = grid_of(ds, path)
     band = ds.GetRasterBand(1)
     ids, nodata = band.ReadAsArray(), int(band.GetNoDataValue())
-    grid = grid_of(ds, path)
     band = ds = None
     return seam_stats(ids, nodata, grid, groups)
