@@ -12,6 +12,9 @@ gdal_translate -q $jpeg_cog -srcwin 2000 1000 1536 1536 \
 # Drone scene with a black (0,0,0) collar and no declared nodata (0.25 m, UTM 19S).
 gdal_translate -q $jpeg_cog -srcwin 300 2300 1280 1024 \
   "$D/scenes/oam_bolivia_caranavi_drone_0p25m.tif" tests/data/caranavi_collar_0p25m.tif
+# Water and vegetation (the river at Caranavi) beside streets and roofs: where tile seams show.
+gdal_translate -q $jpeg_cog -srcwin 880 3350 1024 1024 \
+  "$D/scenes/oam_bolivia_caranavi_drone_0p25m.tif" tests/data/caranavi_river_0p25m.tif
 # 1-band 16-bit panchromatic in EPSG:4326 (geographic: auto-UTM), ~0.3 m.
 gdal_translate -q -of GTiff -co COMPRESS=DEFLATE -co TILED=YES -srcwin 0 0 512 512 \
   "$D/labelled/spacenet_roads/spacenet_las_vegas_pan_0p30m_image.tif" tests/data/lasvegas_pan_uint16_4326.tif

@@ -58,11 +58,16 @@ class AtomicCOG:
         except (OSError, RuntimeError) as exc:
             raise UserError(f"{self.path}: cannot write there ({(str(exc).splitlines() or [''])[0]}); "
                             f"choose another output folder") from None
-        self._ds.SetGeoTransform(geotransform)
-        self._ds.SetProjection(wkt)
-        self._band = self._ds.GetRasterBand(1)
-        self._band.SetNoDataValue(nodata)
-        self._band.Fill(nodata)
+        try:  # a signal (SIGTERM) landing here must not leave the scratch file behind
+            self._ds.SetGeoTransform(geotransform)
+            self._ds.SetProjection(wkt)
+            self._band = self._ds.GetRasterBand(1)
+            # blocks never written read back as nodata (SPARSE_OK): no fill, so an empty canvas
+            # costs nothing (a fill writes every block: minutes on a continent-sized grid)
+            self._band.SetNoDataValue(nodata)
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __enter__(self) -> "AtomicCOG":
         return self

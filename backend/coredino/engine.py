@@ -28,6 +28,7 @@ from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .encoders.runtime import describe_runtime, prepare_encoder
 from .errors import UserError
+from .blend import Blender
 from .explore.embeddings import EmbeddingWriter
 from .explore.levels import group_areas, level_lookup, level_qml
 from .params import BatchParams, ClassifyOptions, ClassifyParams, FitParams
@@ -37,7 +38,7 @@ from .outputs import CLASSES, CODEBOOK, EMBEDDINGS, RGB, check_output, output_ki
 from .raster import RasterSource, no_valid_pixels, open_raster_source
 from .stac import is_stac, stac_raster, stac_rasters
 from .storage import exists, forget, is_remote, join, list_files
-from .tile_stream import encode_batches
+from .tile_stream import check_size, encode_batches, plan_tiles
 from .tiling import TileBand, TileGrid, tile_grid
 from .writer import ClassWriter
 
@@ -78,6 +79,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     params.validate()
     start = time.perf_counter()
     progress = progress or Progress()
+    progress.update(0.0, f"opening {Path(params.input).name}")
     opts = params.options
     sidecars = _sidecars(params.output, opts)
     check_output(params.output, CLASSES, [params.input, opts.codebook or str(DEFAULT_CODEBOOK), opts.weights],
@@ -85,7 +87,7 @@ def classify(params: ClassifyParams, progress: Optional[Progress] = None,
     codebook = codebook or load_codebook(opts.codebook, progress)
     encoder = encoder or encoder_for(codebook, opts)
     with output_lock(params.output, [path for path, _ in sidecars]):
-        return _classify(params, progress, codebook, encoder, start)
+        return _classify(params, progress, codebook, encoder, start, rows)
 
 
 def _sidecars(output: str, opts: ClassifyOptions) -> list[tuple[str, Optional[str]]]:
@@ -99,7 +101,7 @@ def _sidecars(output: str, opts: ClassifyOptions) -> list[tuple[str, Optional[st
 
 
 def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, encoder: Encoder,
-              start: float) -> ClassifyResult:
+              start: float, rows: Optional[tuple[int, int]]) -> ClassifyResult:
     opts = params.options
     recipe = codebook.recipe
     license = catalogue.license_for(recipe)
@@ -123,8 +125,10 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
         out_grid = type(cells)(cells.wkt, cells.x0, cells.y0 - first * size, size,
                                grid.cells_x, stop - first)
         batch_size = default_batch_size(device, opts.batch_size)
+        plan = plan_tiles(raster, grid, encoder.patch)
+        progress.update(0.0, check_size(plan, encoder, batch_size, opts.max_tiles, params.input))
         rgb_output = rgb_path(params.output) if opts.rgb else None
-        tags = _provenance(params.input, encoder, codebook, tile, border, raster.bands)
+        tags = _provenance(params.input, encoder, codebook, grid, raster.bands)
         tags["MODEL_LICENSE"] = license
         colors, legend, lookup = codebook.colors, None, None
         if opts.level is not None:
@@ -134,11 +138,12 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
             legend = partial(_level_legend, colors=colors, area=out_grid.gsd ** 2)
         with ClassWriter(params.output, out_grid, colors, tags, legend) as writer, \
                 _embedding_writer(params.output, out_grid, encoder.dim, tags, opts, codebook) as embed:
-            n_tiles = 0
             row_writer = _RowWriter(writer, grid.cells_x, first)
             pending = None
-            for encoded in encode_batches(raster, encoder, grid, batch_size,
-                                          progress.scaled(0, 0.95), compile=opts.compile):
+            blender = Blender(grid, device, encoder.dim)
+            for encoded in blender(encode_batches(raster, encoder, grid, batch_size,
+                                                  progress.scaled(0, 0.95), compile=opts.compile,
+                                                  plan=plan)):
                 # one assignment per batch on the encoder's device, valid core cells only; on
                 # CUDA the ids come back asynchronously and are written while the next batch runs
                 feats, keep = encoded.core_features()
@@ -153,7 +158,6 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
                 if pending is not None:
                     _write_ids(row_writer, *pending)
                 pending = (encoded.tiles, keep, ids, arrived)
-                n_tiles += len(encoded.tiles)
             if pending is not None:
                 _write_ids(row_writer, *pending)
             row_writer.flush()
@@ -167,7 +171,7 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
         raster.close()
     progress.update(1.0, "done")
     warnings = raster.warnings + [n for n in [catalogue.notice(license)] if n]
-    return ClassifyResult(params.output, classes, n_tiles, time.perf_counter() - start,
+    return ClassifyResult(params.output, classes, blender.tiles, time.perf_counter() - start,
                           str(device), rgb_output, warnings + notes,
                           embeddings_path(params.output) if opts.embeddings else None,
                           describe_runtime(encoder))
@@ -180,7 +184,8 @@ def open_tiled(path: str, codebook: Codebook, patch: int,
     recipe = codebook.recipe
     source = stac_raster(path) if is_stac(path) else path
     raster, phase = _open_tiled(source, recipe, patch, options.bands)
-    return raster, tile_grid(raster, patch, int(recipe["tile"]), int(recipe["border"]), phase)
+    return raster, tile_grid(raster, patch, int(recipe["tile"]), int(recipe["border"]), phase,
+                             blend=options.blend and phase is None)
 
 
 def batch(params: BatchParams, progress: Optional[Progress] = None) -> BatchResult:
@@ -271,9 +276,10 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
         raster = open_raster_source(path, params.gsd, pad_to=params.tile * encoder.patch,
                              bands=params.bands, multiple_of=encoder.patch)
         try:
-            grid = tile_grid(raster, encoder.patch, params.tile, params.border)
+            grid = tile_grid(raster, encoder.patch, params.tile, params.border, blend=True)
             step = progress.scaled(0.6 * i / n, 0.6 * (i + 1) / n)
-            for encoded in encode_batches(raster, encoder, grid, batch_size, step):
+            blender = Blender(grid, device, encoder.dim)
+            for encoded in blender(encode_batches(raster, encoder, grid, batch_size, step)):
                 reservoir.add(encoded.core_features()[0].cpu().numpy())
         finally:
             raster.close()
@@ -287,7 +293,7 @@ def fit_codebook(params: FitParams, progress: Optional[Progress] = None) -> Code
                           k=params.k, seed=params.seed, n_features=int(len(sample)),
                           sources=[Path(p).name for p in params.inputs])
     recipe.update(niter=params.niter, features_seen=int(reservoir.seen), metric=params.metric,
-                  model_license=catalogue.license_for(recipe))
+                  model_license=catalogue.license_for(recipe), blend=True)
     if _is_local(recipe["weights_uri"]):
         recipe["weights_uri"] = os.path.relpath(recipe["weights_uri"], Path(params.output).resolve().parent)
     codebook = Codebook(centroids=centroids, colors=colors, metric=params.metric, recipe=recipe)
@@ -379,7 +385,7 @@ def _is_local(weights_uri: str) -> bool:
     return weights_uri != "random" and "://" not in weights_uri
 
 
-def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, border: int,
+def _provenance(source: str, encoder: Encoder, codebook: Codebook, grid: TileGrid,
                 bands: list[int]) -> dict[str, str]:
     return {
         "COREDINO_VERSION": __version__,
@@ -392,8 +398,10 @@ def _provenance(source: str, encoder: Encoder, codebook: Codebook, tile: int, bo
         "METRIC": codebook.metric,
         "GSD": str(codebook.recipe["gsd"]),
         "PATCH_PX": str(encoder.patch),
-        "TILE_PATCHES": str(tile),
-        "BORDER_PATCHES": str(border),
+        "TILE_PATCHES": str(grid.tile),
+        "BORDER_PATCHES": str(grid.border),
+        "BLEND": "linear" if grid.blend else "none",
+        "STRIDE_PATCHES": str(grid.stride),
         "BANDS": ",".join(map(str, bands)),
         "CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

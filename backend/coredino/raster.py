@@ -27,6 +27,7 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 # raster: memory would grow with the area read. A few run windows of source blocks is all the
 # tile loop re-reads; 256 MB reads as fast as the default here. GDAL_CACHEMAX, if set, wins.
 GDAL_CACHE_BYTES = 256 * 2**20
+MAX_SCALE_ERROR = 0.01  # a projected CRS whose metres differ more from ground metres is replaced
 _SAMPLE_SIDE = 1024  # longest side of the decimated read used for the 16-bit stretch
 Pixels = Union[np.ndarray, "torch.Tensor"]  # a window on the CPU, or uploaded to a device
 
@@ -99,7 +100,8 @@ class RasterSource:
         return other
 
     def coverage(self, cell: int) -> Optional[np.ndarray]:
-        """Which ``cell`` x ``cell`` pixel cells of the grid may hold valid pixels, or None (unknown).
+        """Which ``cell`` x ``cell`` pixel cells of the grid may hold valid pixels, or None (unknown);
+        (ceil(height / cell), ceil(width / cell)).
 
         Conservative: a cell is False only where GDAL reports the source as empty (no data at
         all: the unused canvas of a VRT mosaic, sparse GeoTIFF tiles), which reads as nodata.
@@ -187,6 +189,8 @@ def open_raster_source(path: str, gsd: float, pad_to: int = 1, bands: Optional[S
     cols = _round_up(math.ceil(native_w * source_gsd / gsd - 1e-6) - ox, multiple_of)
     rows = _round_up(math.ceil(native_h * abs(pgt[5]) / gsd - 1e-6) - oy, multiple_of)
     grid = Grid(dst_wkt, pgt[0] + ox * gsd, pgt[3] - oy * gsd, gsd, cols, rows)
+    for cell in _CROP_CELLS:  # coarse first: milliseconds on any canvas, then closer to the data
+        grid = _crop_to_data(grid, selected, len(unique) + (1 if alpha else 0), multiple_of, cell)
     padded_cols, padded_rows = (max(n, _round_up(pad_to, multiple_of)) for n in (cols, rows))
     warped = gdal.Warp("", selected, format="VRT", dstSRS=dst_wkt, xRes=gsd, yRes=gsd,
                        outputBounds=(grid.x0, grid.y0 - padded_rows * gsd,
@@ -284,27 +288,74 @@ def _percentile_stretch(ds: gdal.Dataset, bands: list[int], path: str) -> tuple[
 
 
 def _metric_crs(ds: gdal.Dataset, srs: osr.SpatialReference, gt: tuple) -> osr.SpatialReference:
-    """The source CRS when it is projected in metres (and not Web Mercator), else auto-UTM."""
+    """The source CRS when its metres are ground metres at the raster, else auto-UTM.
+
+    Kept: a projected CRS in metres (not Web Mercator) whose scale factor stays within
+    MAX_SCALE_ERROR of 1 over the raster (UTM, national grids). Replaced by the UTM zone of the
+    raster's centre (UPS beyond 84 N / 80 S): geographic rasters, Web Mercator, and projections
+    that stretch the ground there (World Mercator EPSG:3395 away from the equator, polar
+    stereographic far from its standard parallel, ...), so cells are the codebook's ground GSD.
+    """
     projected_metres = srs.IsProjected() and abs(srs.GetLinearUnits() - 1.0) < 1e-9
     web_mercator = "Pseudo-Mercator" in (srs.GetName() or "") or srs.GetAuthorityCode(None) == "3857"
-    if projected_metres and not web_mercator:
+    if projected_metres and not web_mercator and scale_error(ds, srs, gt) <= MAX_SCALE_ERROR:
         return srs
     cx = gt[0] + gt[1] * ds.RasterXSize / 2 + gt[2] * ds.RasterYSize / 2
     cy = gt[3] + gt[4] * ds.RasterXSize / 2 + gt[5] * ds.RasterYSize / 2
+    lon, lat = _to_lonlat(srs, cx, cy)
+    utm = osr.SpatialReference()
+    if lat > 84 or lat < -80:  # UTM stops there: Universal Polar Stereographic
+        utm.ImportFromEPSG(32661 if lat > 0 else 32761)
+        return utm
+    zone = min(60, int((lon + 180) // 6) + 1)
+    utm.ImportFromEPSG((32600 if lat >= 0 else 32700) + zone)
+    return utm
+
+
+def _to_lonlat(srs: osr.SpatialReference, x: float, y: float) -> tuple[float, float]:
+    """WGS 84 longitude and latitude of a point of ``srs``."""
     wgs84 = osr.SpatialReference()
     wgs84.ImportFromEPSG(4326)
     wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     srs = srs.Clone()
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    lon, lat, _ = osr.CoordinateTransformation(srs, wgs84).TransformPoint(cx, cy)
-    zone = min(60, int((lon + 180) // 6) + 1)
-    utm = osr.SpatialReference()
-    utm.ImportFromEPSG((32600 if lat >= 0 else 32700) + zone)
-    return utm
+    lon, lat, _ = osr.CoordinateTransformation(srs, wgs84).TransformPoint(x, y)
+    return lon, lat
+
+
+def scale_error(ds: gdal.Dataset, srs: osr.SpatialReference, gt: tuple) -> float:
+    """Largest |k - 1| of the projection's scale factor k (CRS metres per ground metre, along x
+    and y) at the raster's centre and corners; inf where PROJ cannot tell."""
+    geog = srs.CloneGeogCS()
+    for s in (srs, geog):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_geog = osr.CoordinateTransformation(srs, geog)
+    a, inv_f = srs.GetSemiMajor(), srs.GetInvFlattening()
+    e2 = (2 - 1 / inv_f) / inv_f if inv_f else 0.0
+    step = 10.0  # metres
+    worst = 0.0
+    w, h = ds.RasterXSize, ds.RasterYSize
+    for px, py in ((w / 2, h / 2), (0, 0), (w, 0), (0, h), (w, h)):
+        x, y = gt[0] + gt[1] * px + gt[2] * py, gt[3] + gt[4] * px + gt[5] * py
+        try:
+            lon0, lat0, _ = to_geog.TransformPoint(x, y)
+            for dx, dy in ((step, 0.0), (0.0, step)):
+                lon1, lat1, _ = to_geog.TransformPoint(x + dx, y + dy)
+                phi = math.radians((lat0 + lat1) / 2)
+                sin2 = math.sin(phi) ** 2
+                meridian = a * (1 - e2) / (1 - e2 * sin2) ** 1.5
+                normal = a / math.sqrt(1 - e2 * sin2)
+                ground = math.hypot(normal * math.cos(phi) * math.radians(lon1 - lon0),
+                                    meridian * math.radians(lat1 - lat0))
+                worst = max(worst, abs(step / ground - 1))
+        except (RuntimeError, ZeroDivisionError, ValueError):
+            return math.inf
+    return worst
 
 
 _EMPTY = 4  # GDAL_DATA_COVERAGE_STATUS_EMPTY: no DATA bit, not UNIMPLEMENTED
 _COVERAGE_BLOCK = 256  # finest source block asked about, in source pixels
+_CROP_CELLS = (2048, 256)  # grid pixels per cell of the coverages that crop a canvas to its data
 
 
 def _empty_blocks(ds: gdal.Dataset, nbands: int, block: int) -> np.ndarray:
@@ -367,12 +418,35 @@ def _coverage(source: gdal.Dataset, nbands: int, grid: Grid, cell: int,
                             gt[3], gt[4] * _COVERAGE_BLOCK, gt[5] * _COVERAGE_BLOCK))
     blocks.SetProjection(source.GetProjection())
     blocks.GetRasterBand(1).WriteArray(maybe)
-    cols, rows = grid.width // cell, grid.height // cell
+    cols, rows = -(-grid.width // cell), -(-grid.height // cell)
     size = grid.gsd * cell
     cells = gdal.Warp("", blocks, format="MEM", dstSRS=grid.wkt, xRes=size, yRes=size,
                       outputBounds=(grid.x0, grid.y0 - rows * size, grid.x0 + cols * size, grid.y0),
                       resampleAlg="max", warpOptions=["INIT_DEST=0"])
     return _dilate(cells.ReadAsArray() > 0, margin)
+
+
+def _crop_to_data(grid: Grid, source: gdal.Dataset, nbands: int, multiple_of: int,
+                  cell: int) -> Grid:
+    """``grid`` cut down to the bounding box of the source's data coverage, in ``cell`` pixel
+    steps (whole multiples of ``multiple_of`` pixels, so cells stay aligned): a VRT canvas far
+    larger than its data (a few tiles on a continent-sized extent) is read, tiled and written
+    only where there is data. Unchanged when GDAL reports no empty area."""
+    cell = multiple_of * max(1, cell // multiple_of)
+    try:
+        cover = _coverage(source, nbands, grid, cell, 1)
+    except (RuntimeError, ValueError, AttributeError):
+        return grid
+    if cover is None or not cover.any():
+        return grid
+    rows, cols = np.flatnonzero(cover.any(axis=1)), np.flatnonzero(cover.any(axis=0))
+    x0, y0 = int(cols[0]) * cell, int(rows[0]) * cell
+    width = min((int(cols[-1]) + 1) * cell, grid.width) - x0
+    height = min((int(rows[-1]) + 1) * cell, grid.height) - y0
+    if (width, height) == (grid.width, grid.height):
+        return grid
+    return Grid(grid.wkt, grid.x0 + x0 * grid.gsd, grid.y0 - y0 * grid.gsd, grid.gsd,
+                _round_up(width, multiple_of), _round_up(height, multiple_of))
 
 
 def _round_up(value: int, multiple: int) -> int:

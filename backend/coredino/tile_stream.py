@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -30,6 +31,7 @@ import torch
 
 from .device import autocast
 from .encoders import Encoder
+from .errors import UserError
 from .progress import Progress
 from .raster import PixelScale, RasterSource
 from .threads import usable_cores
@@ -37,6 +39,7 @@ from .tiling import Tile, TileGrid
 
 MIN_VALID_FRACTION = 0.5  # a cell is valid when at least half of its pixels are
 MAX_RUN = 32  # tiles per read window: bounds the window's memory (about 1-30 MB) on any raster
+ESTIMATE_FROM = 1000  # tiles from which check_size times a batch to estimate the duration
 
 
 @dataclass
@@ -75,7 +78,7 @@ class _Run:
     values: Optional[torch.Tensor]  # (3, side, width) as read: uint8, or float32 for other dtypes
     valid: Optional[torch.Tensor]  # (side, width) bool
     cells: np.ndarray  # (n, tile, tile) bool cell validity of each tile
-    skipped: int  # tiles of the grid passed over before (and in) this run
+    skipped: int  # planned tiles of this run passed over (no valid cell where they write)
     pixels: Optional[torch.Tensor] = None  # (n, 3, side, side) float32, when cut by the reader
 
 
@@ -95,17 +98,20 @@ def reader_count(device: torch.device) -> int:
 
 def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch_size: int,
                    progress: Optional[Progress] = None, compile: bool = False,
-                   readers: Optional[int] = None) -> Iterator[EncodedBatch]:
-    """Yield batches of ``batch_size`` tiles (the last one shorter) with a valid cell in their core.
+                   readers: Optional[int] = None,
+                   plan: Optional["TilePlan"] = None) -> Iterator[EncodedBatch]:
+    """Yield batches of ``batch_size`` tiles (the last one shorter) with a valid cell where they
+    write, planned lazily row by row (``plan``: from :func:`plan_tiles` when not given).
 
     Tiles come in grid order whatever the number of reader threads.
     """
     device = next(encoder.parameters()).device
     model = torch.compile(encoder, dynamic=False) if compile else encoder
-    runs = _Readers(raster, grid, encoder.patch, device, readers or reader_count(device))
+    plan = plan or plan_tiles(raster, grid, encoder.patch)
+    runs = _Readers(raster, grid, encoder.patch, device, readers or reader_count(device), plan)
     scale = PixelScale(raster.stretch)
     side = grid.tile * encoder.patch
-    total, done = max(1, len(grid)), 0
+    total, done = max(1, plan.tiles), 0
     pending = _Pending()
     try:
         for run in runs:
@@ -116,20 +122,107 @@ def encode_batches(raster: RasterSource, encoder: Encoder, grid: TileGrid, batch
                     pixels = _cut(scale(run.values.to(device, non_blocking=True),
                                         run.valid.to(device, non_blocking=True)), run.cols, side)
                 pending.add(run.tiles, pixels, run.cells)
-            last = run is runs.last
-            while len(pending) >= batch_size or (last and len(pending)):
-                tiles, pixels, cells = pending.take(batch_size)
-                n = len(tiles)
-                batch = EncodedBatch(tiles, _encode(model, pixels, device, batch_size if compile else n),
-                                     cells)
-                done += n
-                if progress is not None:
-                    progress.update(done / total, f"tile {done}/{total}")
+            while len(pending) >= batch_size:
+                batch = _batch(model, pending, device, batch_size, compile)
+                done += len(batch.tiles)
+                _report(progress, done, total)
                 yield batch
-            if progress is not None and not run.tiles:
-                progress.update(done / total, f"tile {done}/{total}")
+            if not run.tiles:
+                _report(progress, done, total)
+        while len(pending):
+            batch = _batch(model, pending, device, batch_size, compile)
+            done += len(batch.tiles)
+            _report(progress, done, total)
+            yield batch
     finally:
         runs.close()
+
+
+def _batch(model: torch.nn.Module, pending: "_Pending", device: torch.device, batch_size: int,
+           compile: bool) -> EncodedBatch:
+    tiles, pixels, cells = pending.take(batch_size)
+    return EncodedBatch(tiles, _encode(model, pixels, device, batch_size if compile else len(tiles)),
+                        cells)
+
+
+def _report(progress: Optional[Progress], done: int, total: int) -> None:
+    if progress is not None:
+        progress.update(min(done, total) / total, f"tile {min(done, total)}/{total}")
+
+
+@dataclass
+class TilePlan:
+    """Which tiles may hold data: tiles are listed lazily, row by row, from a coarse coverage.
+
+    coverage: (units_y, units_x) bool, ``unit`` x ``unit`` cells each (None: all may hold data).
+    tiles:    how many tiles of the grid may hold data (the work to do).
+    """
+
+    grid: TileGrid
+    coverage: Optional[np.ndarray]
+    unit: int
+    tiles: int = 0
+
+    def __post_init__(self) -> None:
+        cols = self.grid.columns
+        self._col_lo = np.array([out // self.unit for _, out, _ in cols])
+        self._col_hi = np.array([(out + n - 1) // self.unit + 1 for _, out, n in cols])
+        self.tiles = (len(self.grid) if self.coverage is None else
+                      sum(int(self.columns(r).sum()) for r in range(len(self.grid.rows))))
+
+    def columns(self, row: int) -> np.ndarray:
+        """(tile columns,) bool: the tiles of tile row ``row`` that may hold data."""
+        if self.coverage is None:
+            return np.ones(len(self._col_lo), bool)
+        _, out, n = self.grid.rows[row]
+        band = self.coverage[out // self.unit:(out + n - 1) // self.unit + 1].any(axis=0)
+        sums = np.concatenate([[0], np.cumsum(band)])
+        return sums[np.minimum(self._col_hi, len(band))] > sums[np.minimum(self._col_lo, len(band))]
+
+
+def check_size(plan: TilePlan, encoder: Encoder, batch_size: int, max_tiles: Optional[int],
+               path: str) -> str:
+    """The up-front estimate, e.g. "~790,000 tiles, ~160 h on cpu" (the time from one timed
+    batch when there are many tiles); a :class:`UserError` above ``max_tiles`` (0/None: no limit)."""
+    device = next(encoder.parameters()).device
+    text = f"~{plan.tiles:,} tiles"
+    if plan.tiles >= ESTIMATE_FROM:
+        seconds = plan.tiles * _seconds_per_tile(encoder, plan.grid.tile * encoder.patch, batch_size)
+        text += f", ~{_duration(seconds)} on {device.type}"
+    if max_tiles and plan.tiles > max_tiles:
+        raise UserError(f"{path}: {text}, more than the limit of {max_tiles:,} tiles; check the "
+                        f"raster's extent and the codebook's GSD, or raise the limit with "
+                        f"--max-tiles {plan.tiles} (0: no limit)")
+    return text
+
+
+def _seconds_per_tile(encoder: Encoder, side: int, batch_size: int) -> float:
+    """Seconds per tile of one forward pass of ``batch_size`` blank tiles (after a warm-up)."""
+    device = next(encoder.parameters()).device
+    pixels = torch.zeros((batch_size, 3, side, side), device=device)
+    _encode(encoder, pixels, device, batch_size)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    _encode(encoder, pixels, device, batch_size)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / batch_size
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.0f} h"
+
+
+def plan_tiles(raster: RasterSource, grid: TileGrid, patch: int) -> TilePlan:
+    """The :class:`TilePlan` of ``grid`` over ``raster``: a coverage query per ``stride`` cells
+    (milliseconds to a few seconds, whatever the raster's size)."""
+    unit = max(1, grid.stride)
+    return TilePlan(grid, raster.coverage(patch * unit), unit)
 
 
 class _Pending:
@@ -182,14 +275,16 @@ def _cut(window: torch.Tensor, cols: torch.Tensor, side: int) -> torch.Tensor:
     return window[:, :, index].permute(2, 0, 1, 3).contiguous()
 
 
+_END = object()  # a reader's last item
+
+
 class _Readers:
-    """Reader threads producing :class:`_Run` in grid order; ``last`` is the final one."""
+    """Reader threads producing :class:`_Run` in grid order from a lazily listed plan."""
 
     def __init__(self, raster: RasterSource, grid: TileGrid, patch: int, device: torch.device,
-                 count: int) -> None:
-        coverage = raster.coverage(patch)
-        self.plan = list(_plan(grid, coverage))
-        self.count = max(1, min(count, len(self.plan)))
+                 count: int, plan: TilePlan) -> None:
+        self.plan = plan
+        self.count = max(1, count)
         self.pin = device.type == "cuda"
         self.cut = device.type == "cpu"  # the reader thread cuts CPU tiles: off the model's thread
         self.stop = threading.Event()
@@ -199,26 +294,29 @@ class _Readers:
         self.threads = [threading.Thread(target=self._read, daemon=True,
                                          args=(sources[i], grid, patch, i))
                         for i in range(self.count)]
-        self.last: Optional[_Run] = None
         for thread in self.threads:
             thread.start()
 
     def __iter__(self) -> Iterator[_Run]:
-        for i in range(len(self.plan)):
+        i = 0
+        while True:
             item = self.queues[i % self.count].get()
+            if item is _END:
+                return
             if isinstance(item, BaseException):
                 raise item
-            if i == len(self.plan) - 1:
-                self.last = item
             yield item
+            i += 1
 
     def _read(self, raster: RasterSource, grid: TileGrid, patch: int, worker: int) -> None:
         out = self.queues[worker]
         try:
-            for planned, skipped in self.plan[worker::self.count]:
+            for i, planned in enumerate(_plan(self.plan)):
                 if self.stop.is_set():
                     return
-                out.put(_read_run(raster, grid, patch, planned, skipped, self.pin, self.cut))
+                if i % self.count == worker:
+                    out.put(_read_run(raster, grid, patch, planned, self.pin, self.cut))
+            out.put(_END)
         except BaseException as exc:  # surfaced in the consumer thread
             out.put(exc)
 
@@ -234,41 +332,31 @@ class _Readers:
             source.close()
 
 
-def _plan(grid: TileGrid, coverage: Optional[np.ndarray]) -> Iterator[tuple[list[Tile], int]]:
-    """(tiles to read as one window, tiles skipped just before them), in grid order.
-
-    A run holds up to MAX_RUN neighbouring tiles of one tile row whose core may hold data; the
-    last item may have no tiles (it carries the trailing skipped count).
-    """
-    run: list[Tile] = []
-    skipped = 0
-    for tile in grid:
-        if coverage is not None and not coverage[tile.out_y:tile.out_y + tile.out_h,
-                                                 tile.out_x:tile.out_x + tile.out_w].any():
-            if run:
-                yield run, skipped
-                run, skipped = [], 0
-            skipped += 1
-            continue
-        if run and (tile.y != run[-1].y or len(run) == MAX_RUN):
-            yield run, skipped
-            run, skipped = [], 0
-        run.append(tile)
-    if run or skipped:
-        yield run, skipped
+def _plan(plan: TilePlan) -> Iterator[list[Tile]]:
+    """Runs of up to MAX_RUN neighbouring tiles of one tile row that may hold data, in grid
+    order, listed one tile row at a time."""
+    for row in range(len(plan.grid.rows)):
+        wanted = np.flatnonzero(plan.columns(row))
+        run: list[Tile] = []
+        for c, tile in zip(wanted, plan.grid.row_tiles(row, wanted)):
+            if run and (c != last + 1 or len(run) == MAX_RUN):
+                yield run
+                run = []
+            run.append(tile)
+            last = c
+        if run:
+            yield run
 
 
 def _read_run(raster: RasterSource, grid: TileGrid, patch: int, planned: list[Tile],
-              skipped: int, pin: bool, cut: bool = False) -> _Run:
+              pin: bool, cut: bool = False) -> _Run:
     """Read a run's window; keep its tiles with a valid cell in their core.
 
     cut: also scale the window to [0, 1] and cut the tiles here (the CPU path: the reader thread
     does it while the model runs); else the consumer does it on its device.
     """
     side = grid.tile * patch
-    if not planned:
-        return _Run([], torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0),
-                    np.zeros(0), skipped)
+    skipped = 0
     x0 = planned[0].x * patch
     width = planned[-1].x * patch + side - x0
     values, valid = raster.read_raw(x0, planned[0].y * patch, width, side)

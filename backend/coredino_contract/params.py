@@ -126,6 +126,10 @@ class ClassifyOptions:
                 ``onnx`` (the encoder exported once, checked against torch, cached).
     precision:  ``fp32`` (exact, the default), ``bf16`` (torch) or ``int8`` (ONNX Runtime); reduced
                 precision reports its id agreement with fp32 in the result's warnings.
+    blend:      overlap tiles and mix their features with tapered weights (no tile seams; up to
+                1.44x the encoder work); False cuts each tile at its core (faster, visible seams).
+    max_tiles:  refuse a raster needing more tiles than this (the up-front estimate says how
+                many and how long); 0 or None: no limit.
     """
 
     codebook: Optional[str] = None
@@ -139,9 +143,11 @@ class ClassifyOptions:
     level: Optional[int] = None
     runtime: str = "auto"
     precision: str = "fp32"
+    blend: bool = True
+    max_tiles: Optional[int] = 250_000
 
     def validate(self) -> None:
-        """The level, runtime and precision (bands wait for the raster, the batch size for the device)."""
+        """The level, runtime, precision and tile limit (bands wait for the raster, the batch size for the device)."""
         _at_least(self.level, 1, "--level")
         if self.runtime not in RUNTIMES:
             raise UserError(f"unknown runtime {self.runtime!r}; use one of {', '.join(RUNTIMES)}")
@@ -154,6 +160,9 @@ class ClassifyOptions:
             raise UserError("precision int8 runs on ONNX Runtime; pass --runtime onnx or auto")
         if self.compile and self.runtime == "onnx":
             raise UserError("--compile applies to the torch runtime; pass --runtime torch or drop --compile")
+        if self.max_tiles is not None and (isinstance(self.max_tiles, bool) or self.max_tiles < 0):
+            raise UserError(f"max_tiles {self.max_tiles!r} is invalid; give a number of tiles, "
+                            f"or 0 for no limit")
 
 
 @dataclass

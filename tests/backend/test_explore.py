@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from osgeo import gdal, ogr
 from sklearn.metrics import roc_auc_score
 
@@ -21,6 +22,7 @@ from coredino.explore.embeddings import EmbeddingFile, embeddings_path
 from coredino.explore.polygonize import polygonize
 from coredino.explore.reclassify import reclassify
 from coredino.explore.similar import NODATA as SIM_NODATA, similar
+from coredino.blend import Blender
 from coredino.tile_stream import encode_batches
 from coredino.tiling import tile_grid
 from coredino.params import (ClassifyOptions, ClassifyParams, PolygonizeParams, ReclassifyParams,
@@ -81,8 +83,10 @@ def test_embeddings_reproduce_the_encoder_features(kampala):
     raster = open_raster_source(str(source), recipe["gsd"], pad_to=tile * patch, multiple_of=patch)
     full = np.zeros((emb.height, emb.width, codebook.dim), np.float32)
     try:
-        for batch in encode_batches(raster, encoder, tile_grid(raster, patch, tile, recipe["border"]), 8):
-            features, keep = batch.core_features()  # the engine's path: valid core cells only
+        grid = tile_grid(raster, patch, tile, recipe["border"], blend=True)
+        for batch in Blender(grid, torch.device("cpu"), encoder.dim)(
+                encode_batches(raster, encoder, grid, 8)):
+            features, keep = batch.core_features()  # the engine's path: blended valid cells
             b, y, x = np.nonzero(keep)
             rows = np.array([t.out_y - t.offset[1] for t in batch.tiles])[b] + y
             cols = np.array([t.out_x - t.offset[0] for t in batch.tiles])[b] + x

@@ -55,7 +55,7 @@ def reference(folder, codebook) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = batch(BatchParams(str(folder), str(out), options=ClassifyOptions(codebook=codebook, device="cpu")))
+        result = batch(BatchParams(str(folder), str(out), options=ClassifyOptions(codebook=codebook, device="cpu", blend=False)))
     finally:
         torch.set_num_threads(threads)
     assert len(result.done) == 2 and list(result.failed) == [str(folder / "truncated.tif")]
@@ -63,7 +63,7 @@ def reference(folder, codebook) -> Path:
 
 
 def _params(folder, out, codebook, **kw) -> BatchParams:
-    return BatchParams(str(folder), str(out), options=ClassifyOptions(codebook=codebook, device="cpu"),
+    return BatchParams(str(folder), str(out), options=ClassifyOptions(codebook=codebook, device="cpu", blend=False),
                        executor="ray", workers=2, **kw)
 
 

@@ -12,7 +12,7 @@ from coredino import tile_stream
 from coredino.engine import classify
 from coredino.params import ClassifyOptions, ClassifyParams
 from coredino.raster import PixelScale, RasterSource, open_raster_source
-from coredino.tile_stream import MIN_VALID_FRACTION, _cut, _plan, _read_run
+from coredino.tile_stream import MIN_VALID_FRACTION, TilePlan, _cut, _plan, _read_run, plan_tiles
 from coredino.tiling import tile_grid
 
 PATCH, TILE, BORDER = 8, 40, 4  # the session codebook's recipe (core-dino n, layer 16)
@@ -55,12 +55,12 @@ def test_tiles_cut_from_one_window_equal_per_tile_reads(data, name):
     side = TILE * PATCH
     scale = PixelScale(raster.stretch)
     seen = 0
-    for planned, skipped in list(_plan(grid, None))[:6]:
-        run = _read_run(raster, grid, PATCH, planned, skipped, pin=False)
+    for planned in list(_plan(TilePlan(grid, None, 1)))[:6]:
+        run = _read_run(raster, grid, PATCH, planned, pin=False)
         if not run.tiles:
             continue
         pixels = _cut(scale(run.values, run.valid), run.cols, side)  # the GPU path, on the CPU
-        by_reader = _read_run(raster, grid, PATCH, planned, skipped, pin=False, cut=True)  # CPU path
+        by_reader = _read_run(raster, grid, PATCH, planned, pin=False, cut=True)  # CPU path
         assert by_reader.tiles == run.tiles
         for i, tile in enumerate(run.tiles):
             rgb, valid = raster.read(tile.x * PATCH, tile.y * PATCH, side, side)
@@ -87,14 +87,23 @@ def test_coverage_is_conservative_and_skips_the_empty_canvas(canvas):
     assert demo.coverage(PATCH) is None  # a plain GeoTIFF full of data: nothing to prune
 
 
-def test_plan_skips_uncovered_tiles_without_reading_them(canvas):
+@pytest.mark.parametrize("blend", [False, True])
+def test_plan_skips_uncovered_tiles_without_reading_them(canvas, blend):
     raster = open_raster_source(canvas, 0.25, pad_to=TILE * PATCH, multiple_of=PATCH)
-    grid = tile_grid(raster, PATCH, TILE, BORDER)
-    plan = list(_plan(grid, raster.coverage(PATCH)))
-    planned = sum(len(tiles) for tiles, _ in plan)
-    assert planned + sum(skipped for _, skipped in plan) == len(grid)
-    assert planned < len(grid)  # big tiles on a small canvas: a few are pruned
-    assert all(len(tiles) <= tile_stream.MAX_RUN and len({t.y for t in tiles}) <= 1 for tiles, _ in plan)
+    grid = tile_grid(raster, PATCH, TILE, BORDER, blend=blend)
+    plan = plan_tiles(raster, grid, PATCH)
+    runs = list(_plan(plan))
+    planned = [t for tiles in runs for t in tiles]
+    assert len(planned) == plan.tiles <= len(grid)
+    if not blend:  # big cut tiles on a small canvas: a few are pruned (blended ones all overlap data)
+        assert plan.tiles < len(grid)
+    assert all(len(tiles) <= tile_stream.MAX_RUN and len({t.y for t in tiles}) <= 1 for tiles in runs)
+    # every tile holding a valid cell where it writes is planned, in grid order
+    _, valid = raster.read(0, 0, raster.grid.width, raster.grid.height)
+    cells = valid.reshape(grid.cells_y, PATCH, grid.cells_x, PATCH).any(axis=(1, 3))
+    needed = [t for t in grid if cells[t.out_y:t.out_y + t.out_h, t.out_x:t.out_x + t.out_w].any()]
+    assert set(needed) <= set(planned)
+    assert planned == [t for t in grid if t in set(planned)]
     raster.close()
 
 

@@ -108,6 +108,9 @@ class EmbeddingWriter:
             self._cleanup()
             raise UserError(f"{self.path}: cannot write there ({exc.strerror}); choose another "
                             f"output folder") from None
+        except BaseException:  # a signal (SIGTERM): leave nothing behind
+            self._cleanup()
+            raise
 
     def __enter__(self) -> "EmbeddingWriter":
         return self

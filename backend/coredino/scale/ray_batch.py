@@ -97,7 +97,7 @@ class ClassifyWorker:
             return {"ok": False, "error": str(exc)}
         cell = raster.grid.gsd * self.encoder.patch
         raster.close()
-        return {"ok": True, "rows": grid.tile_rows, "tiles": len(grid),
+        return {"ok": True, "rows": len(grid.rows), "blend": grid.blend, "tiles": len(grid),
                 "km2": grid.cells_x * grid.cells_y * cell * cell / 1e6}
 
     def run(self, item: WorkItem) -> dict:
@@ -244,9 +244,9 @@ class _Run:
             plan = plans[path]
             f = self.files[path] = _File(output, plan["tiles"], plan["km2"])
             per_band = self.params.band_rows
-            if per_band is None:  # auto: only when another actor could take a share
+            if per_band is None:  # auto: only cut tiles, and when another actor could take a share
                 per_band = rows_per_band(plan["rows"], plan["tiles"], target) \
-                    if len(self.actors) > 1 and plan["tiles"] > 2 * target else 0
+                    if len(self.actors) > 1 and plan["tiles"] > 2 * target and not plan["blend"] else 0
             if per_band and not embeddings and per_band < plan["rows"]:
                 f.bands = split(plan["rows"], per_band)
 
