@@ -32,7 +32,9 @@ class Blender:
     def __init__(self, grid: TileGrid, device: torch.device, dim: int) -> None:
         self.grid, self.device, self.dim = grid, device, dim
         self.on_cpu = device.type == "cpu"
-        self.row_starts = [y for y, _, _ in grid.rows]  # band j: rows [row_starts[j], row_starts[j + 1])
+        rows = grid.rows  # band j: the cells rows [row_starts[j], row_starts[j + 1]) tile row j writes
+        self.row_starts = [out for _, out, _ in rows]
+        self.end = rows[-1][1] + rows[-1][2]  # the grid's last written row + 1 (a TileBand's too)
         self.block = BLOCK_STRIDES * grid.stride
         self.bands: dict[int, dict[int, tuple]] = {}  # band -> block -> (feature sums, valid)
         self.tiles = 0  # tiles encoded so far
@@ -65,13 +67,13 @@ class Blender:
         return w
 
     def _band_rows(self, j: int) -> tuple[int, int]:
-        end = self.row_starts[j + 1] if j + 1 < len(self.row_starts) else self.grid.cells_y
-        return self.row_starts[j], min(end, self.grid.cells_y)
+        end = self.row_starts[j + 1] if j + 1 < len(self.row_starts) else self.end
+        return self.row_starts[j], min(end, self.end)
 
     def _accumulate(self, tile: Tile, feats, cells: np.ndarray) -> None:
         size, g = self.grid.tile, self.grid
         y1, x1 = min(tile.y + size, g.cells_y), min(tile.x + size, g.cells_x)
-        j = bisect.bisect_right(self.row_starts, tile.y) - 1
+        j = max(0, bisect.bisect_right(self.row_starts, tile.y) - 1)  # read rows before the first band: none
         while j < len(self.row_starts) and self.row_starts[j] < y1:
             r0, r1 = self._band_rows(j)
             r0, r1 = max(r0, tile.y), min(r1, y1)

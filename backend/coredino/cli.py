@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
@@ -36,7 +37,7 @@ EPILOG = """examples:
 """
 
 
-class _Terminated(Exception):
+class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so that every temporary file is removed on the way out."""
 
 
@@ -441,13 +442,17 @@ def _options(args: argparse.Namespace):
 
 @contextmanager
 def _bar(label: str) -> Iterator[Progress]:
-    """A progress bar on stderr, drawn from the first progress report (errors come bar-free)."""
+    """A progress bar on stderr, drawn from the first report after the job's first second (quick
+    answers and early errors come bar-free, as one line)."""
     from tqdm import tqdm
     bar = None
+    shown_after = time.monotonic() + 1.0
 
     def update(fraction: float, message: str) -> None:
         nonlocal bar
         if bar is None:
+            if time.monotonic() < shown_after:
+                return
             bar = tqdm(total=1000, desc=label, leave=False, file=sys.stderr,
                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
         bar.n = int(fraction * 1000)

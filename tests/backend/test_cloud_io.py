@@ -106,7 +106,8 @@ def _assert_valid_cog(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def local_reference(s3, codebook) -> dict[str, np.ndarray]:
-    options = ClassifyOptions(codebook=codebook, device="cpu")
+    """One-piece local runs with cut tiles on torch: what Ray's row bands must reproduce exactly."""
+    options = ClassifyOptions(codebook=codebook, device="cpu", blend=False, runtime="torch")
     arrays = {}
     for name in ("montevideo", "kampala"):
         out = s3["local"] / f"{name}_classes.tif"
@@ -117,7 +118,8 @@ def local_reference(s3, codebook) -> dict[str, np.ndarray]:
 
 def test_stac_catalog_url_to_s3_outputs_are_valid_cogs(s3, codebook, local_reference):
     params = BatchParams(f"{s3['url']}/{BUCKET}/stac/catalog.json", f"/vsis3/{BUCKET}/classes",
-                         options=ClassifyOptions(codebook=codebook, device="cpu", rgb=True))
+                         options=ClassifyOptions(codebook=codebook, device="cpu", rgb=True, blend=False,
+                                                 runtime="torch"))
     result = batch(params)
     assert result.failed == {} and len(result.done) == 2
     assert result.done[0] == f"/vsicurl/{s3['url']}/{BUCKET}/scenes/montevideo.tif"  # relative href
@@ -146,7 +148,7 @@ def ray_runtime(s3, tmp_path_factory):
 
 def test_ray_batch_from_s3_prefix_to_s3_with_bands(s3, ray_runtime, codebook, local_reference):
     params = BatchParams(f"/vsis3/{BUCKET}/scenes/", f"/vsis3/{BUCKET}/ray", pattern="*.tif",
-                         options=ClassifyOptions(codebook=codebook, device="cpu"), executor="ray",
+                         options=ClassifyOptions(codebook=codebook, device="cpu", blend=False, runtime="torch"), executor="ray",
                          workers=2, band_rows=2)
     result = batch(params)
     assert result.failed == {} and len(result.done) == 2
@@ -166,7 +168,7 @@ def test_unreachable_buckets_are_one_line_user_errors(s3, codebook):
         batch(BatchParams("/vsis3/no-such-bucket/scenes/", str(s3["local"] / "x")))
     with pytest.raises(UserError, match=r"no-such-bucket/k_classes\.(qml|tif): cannot write there"):
         classify(ClassifyParams(str(s3["local"] / "kampala.tif"), "/vsis3/no-such-bucket/k_classes.tif",
-                                ClassifyOptions(codebook=codebook, device="cpu")))
+                                ClassifyOptions(codebook=codebook, device="cpu", blend=False, runtime="torch")))
 
 
 def test_local_stac_item_is_classified_and_items_without_rgb_are_user_errors(tmp_path, data, codebook):
@@ -175,7 +177,7 @@ def test_local_stac_item_is_classified_and_items_without_rgb_are_user_errors(tmp
             "links": [], "assets": {"visual": {"href": "./k.tif", "roles": ["visual"]}}}
     (tmp_path / "item.json").write_text(json.dumps(item))
     result = classify(ClassifyParams(str(tmp_path / "item.json"), str(tmp_path / "k_classes.tif"),
-                                     ClassifyOptions(codebook=codebook, device="cpu")))
+                                     ClassifyOptions(codebook=codebook, device="cpu", blend=False, runtime="torch")))
     assert result.tiles == 4 and gdal.Open(result.output).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
 
     item["assets"] = {"nir": {"href": "./k.tif", "eo:bands": [{"common_name": "nir"}]}}
