@@ -54,7 +54,7 @@ def accuracy_text(result: LearnResult) -> str:
 
 
 class LearnPanel(QWidget):
-    """Emits ``submit(spec, on_done)`` for the dock to run and ``status(text)``."""
+    """Emits ``submit(params, on_done)`` for the dock to run and ``status(text)``."""
 
     submit = pyqtSignal(object, object)
     status = pyqtSignal(str)
