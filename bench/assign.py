@@ -38,8 +38,8 @@ def main() -> None:
     from coredino.encoders import ModelSpec, build_encoder
     from coredino.encoders.onnx_export import real_tiles
 
-    book = Codebook.load(str(ROOT / "resources" / "coredino-n-default.codebook.npz"))
-    encoder = build_encoder(ModelSpec("core-dino", "n", str(ROOT / "resources" / "coredino-n-default.pt"), 16),
+    book = Codebook.load(str(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.codebook.npz"))
+    encoder = build_encoder(ModelSpec("core-dino", "n", str(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.pt"), 16),
                             torch.device("cpu"))
     with torch.inference_mode():
         x = torch.cat([encoder(t[None]) for t in real_tiles(DEMO, 384, args.tiles)])

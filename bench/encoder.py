@@ -44,8 +44,8 @@ def main() -> None:
 
     cpu = torch.device("cpu")
     if args.model == "n":
-        encoder = build_encoder(ModelSpec("core-dino", "n", str(ROOT / "resources" / "coredino-n-default.pt"), 16), cpu)
-        book = Codebook.load(str(ROOT / "resources" / "coredino-n-default.codebook.npz"))
+        encoder = build_encoder(ModelSpec("core-dino", "n", str(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.pt"), 16), cpu)
+        book = Codebook.load(str(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.codebook.npz"))
     else:
         from common import dinov2_folder, random_codebook
         encoder = build_encoder(ModelSpec("dinov2", dinov2_folder(), "", None), cpu)

@@ -25,7 +25,7 @@ from common import ROOT, dinov2_folder, hardware, table  # noqa: E402
 import torch  # noqa: E402
 
 # (name, spec arguments, tile side px, core side px written per tile)
-MODELS = [("core-dino n@16", ("core-dino", "n", str(ROOT / "resources" / "coredino-n-default.pt"), 16), 384, 288),
+MODELS = [("core-dino n@16", ("core-dino", "n", str(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.pt"), 16), 384, 288),
           ("DINOv2 ViT-B/14-reg (random)", None, 224, 140)]
 
 

@@ -100,7 +100,7 @@ def score(metric: str, truth: np.ndarray, pred: np.ndarray) -> float:
 
 
 def main() -> None:
-    codebook = Codebook.load(ROOT / "resources" / "coredino-n-default.codebook.npz")
+    codebook = Codebook.load(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.codebook.npz")
     results = {}
     seconds = {m: [] for m in METHODS}
     for split, (metric, classes, train_p, test_p) in SPLITS.items():

@@ -13,6 +13,9 @@ Variants (``--variants``, comma-separated):
   torch           this checkout, --runtime torch (threads and wait policy set by the engine)
   onnx            this checkout, --runtime onnx (the default `auto` on a CPU)
   onnx-spin       the same with OMP_WAIT_POLICY=ACTIVE (threads spin)
+  torch-spin      --runtime torch with OMP_WAIT_POLICY=ACTIVE
+  torch-cut / onnx-cut  --no-blend: tiles cut at their cores as the baseline did (same map
+                  layout, so its ids compare cell for cell; blending is the default since #10)
   int8 / bf16     this checkout, reduced precision (ids compared with the first variant)
 
     .venv/bin/python bench/runtime.py --model n                      # default model, demo raster
@@ -44,6 +47,9 @@ VARIANTS = {
     "torch": ("this", ["--runtime", "torch"], {"OMP_WAIT_POLICY": None}),
     "onnx": ("this", ["--runtime", "onnx"], {"OMP_WAIT_POLICY": None}),
     "onnx-spin": ("this", ["--runtime", "onnx"], {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "torch-spin": ("this", ["--runtime", "torch"], {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "torch-cut": ("this", ["--runtime", "torch", "--no-blend"], {"OMP_WAIT_POLICY": None}),
+    "onnx-cut": ("this", ["--runtime", "onnx", "--no-blend"], {"OMP_WAIT_POLICY": None}),
     "bf16": ("this", ["--precision", "bf16"], {"OMP_WAIT_POLICY": None}),
     "int8": ("this", ["--precision", "int8"], {"OMP_WAIT_POLICY": None}),
 }
@@ -64,7 +70,7 @@ def baseline_checkout(commit: str) -> Path:
 def codebook_for(model: str) -> str:
     """The codebook a model's runs use: the bundled one for n, a random one for DINOv2-B."""
     if model == "n":
-        return str(ROOT / "resources" / "coredino-n-default.codebook.npz")
+        return str(ROOT / "backend" / "coredino" / "resources" / "coredino-n-default.codebook.npz")
     sys.path.insert(0, str(ROOT / "backend"))
     from common import dinov2_folder, random_codebook
     from coredino.encoders import ModelSpec, build_encoder
