@@ -14,7 +14,7 @@ Variants (``--variants``, comma-separated):
   onnx            this checkout, --runtime onnx (the default `auto` on a CPU)
   onnx-spin       the same with OMP_WAIT_POLICY=ACTIVE (threads spin)
   torch-spin      --runtime torch with OMP_WAIT_POLICY=ACTIVE
-  torch-cut / onnx-cut  --no-blend: tiles cut at their cores as the baseline did (same map
+  torch-cut / onnx-cut / onnx-spin-cut  --no-blend: tiles cut at their cores as the baseline did (same map
                   layout, so its ids compare cell for cell; blending is the default since #10)
   int8 / bf16     this checkout, reduced precision (ids compared with the first variant)
 
@@ -50,6 +50,7 @@ VARIANTS = {
     "torch-spin": ("this", ["--runtime", "torch"], {"OMP_WAIT_POLICY": "ACTIVE"}),
     "torch-cut": ("this", ["--runtime", "torch", "--no-blend"], {"OMP_WAIT_POLICY": None}),
     "onnx-cut": ("this", ["--runtime", "onnx", "--no-blend"], {"OMP_WAIT_POLICY": None}),
+    "onnx-spin-cut": ("this", ["--runtime", "onnx", "--no-blend"], {"OMP_WAIT_POLICY": "ACTIVE"}),
     "bf16": ("this", ["--precision", "bf16"], {"OMP_WAIT_POLICY": None}),
     "int8": ("this", ["--precision", "int8"], {"OMP_WAIT_POLICY": None}),
 }

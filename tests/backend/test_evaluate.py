@@ -190,3 +190,19 @@ def test_cli_eval_refuses_nothing_to_do(tmp_path):
     args = parser.parse_args(["eval", "--baselines", "none", "-o", str(tmp_path)])
     with pytest.raises(UserError, match="nothing to evaluate"):
         args.run(args)
+
+
+def test_context_agreement_is_one_for_local_features_and_drops_with_tile_context():
+    from osgeo import gdal
+
+    from coredino.evaluate.context import context_agreement
+    from coredino.evaluate.extractors import Extractor, color_cells
+
+    demo = os.path.join(os.path.dirname(__file__), "..", "..", "resources", "montevideo_0p25m_demo.tif")
+    rgb = gdal.Open(demo).ReadAsArray(0, 0, 1024, 640)[:3].astype(np.float32) / 255
+    local = context_agreement(color_extractor(), rgb)
+    assert len(local) == 2 and min(local) > 0.9999  # two tile pairs fit; colour is purely local
+    # the same cells plus a tile-wide term (what global attention can add) disagree across tiles
+    tiled = Extractor("tile context", "color", lambda x: color_cells(x) + 0.5 * x.mean(dim=(-2, -1))[..., None, None]
+                      .repeat(1, 2, 1, 1))
+    assert max(context_agreement(tiled, rgb)) < min(local)

@@ -303,3 +303,20 @@ def test_jitter_strength_zero_keeps_the_colours(rasters, tmp_path):
     assert (photometric(x, np.random.default_rng(0), strong) - x).abs().mean() > 0.01
     with pytest.raises(UserError, match="jitter-strength"):
         TrainConfig(data=rasters, out=str(tmp_path), jitter_strength=1.5)
+
+
+def test_context_window_pulls_one_location_seen_in_two_contexts_together(rasters, tmp_path):
+    from coredino.train.distill import DistillTrainer, context_margin
+    assert context_margin(192, 0.0) == 0 and context_margin(192, 0.6) == 32 and context_margin(256, 0.5) == 64
+    assert all(context_margin(c, w) % 32 == 0 and c - 2 * context_margin(c, w) >= 64
+               for c in (96, 128, 192, 256) for w in (0.2, 0.5, 0.9))
+    cfg = TrainConfig(data=rasters, out=str(tmp_path), steps=8, lr=3e-3, warmup_steps=0, overfit=True,
+                      objective="distill", context_window=0.6, down_up_prob=1.0,
+                      **{**SMALL, "crop": 128, "export": False})
+    trainer = DistillTrainer(cfg, log=_quiet)
+    trainer.train()
+    trainer.close()
+    agreement = [h["context_cos"] for h in trainer.history]
+    assert len(agreement) == 8 and agreement[-1] > agreement[0], agreement  # the two contexts converge
+    with pytest.raises(UserError, match="context-window"):
+        TrainConfig(data=rasters, out=str(tmp_path), context_window=1.0)

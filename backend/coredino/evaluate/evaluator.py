@@ -19,10 +19,11 @@ from ..device import pick_device
 from ..encoders.weights import resolve_weights
 from ..errors import UserError
 from .baseline import random_calibrated
+from .context import MIN_AGREEMENT, context_agreement
 from .data import DUBAI_CROP
 from .extractors import Extractor, color_extractor, coredino_extractor, imagenet_extractor
 from .report import decision, markdown
-from .rotation import TASKS, evaluate, headline, load_tasks
+from .rotation import TASKS, evaluate, headline, load_tasks, summarise
 
 DEFAULT_DATA = "../shared/data/labelled"  # the development data set beside a checkout
 DEFAULT_CALIB = str(Path(__file__).resolve().parents[3] / "resources" / "montevideo_0p25m_demo.tif")
@@ -93,14 +94,19 @@ def run_eval(p: EvalParams, log: Callable[[str], None] = print) -> dict:
             else:
                 result[task.name] = evaluate(ext, [task], p.seeds, p.k, log)[task.name]
                 cache.write_text(json.dumps(result[task.name], indent=1))
+        context: dict[str, list[float]] = {}
+        for task in tasks:
+            for item in task.items:
+                context.setdefault(item.pair.scene, []).extend(context_agreement(ext, item.rgb))
         rows.append({"name": ext.name, "kind": ext.kind, "weights": ext.weights, "sha256": ext.sha256,
-                     "tasks": result, "headline": headline(result)})
+                     "tasks": result, "headline": headline(result), "context": summarise(context)})
     candidate = p.candidate or (p.weights[-1][0] if p.weights else None)
     report = {"params": {**asdict(p),
                          "tasks": list(p.tasks), "dubai_crop": DUBAI_CROP,
                          "images": {t.name: [i.pair.image for i in t.items] for t in tasks}},
               "rows": rows, "candidate": candidate,
-              "decision": decision(rows, candidate, [r["name"] for r in rows if r["name"] != candidate])}
+              "decision": decision(rows, candidate, [r["name"] for r in rows if r["name"] != candidate]),
+              "context_gate": MIN_AGREEMENT}
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     (out / "eval.md").write_text(markdown(report))
     return report

@@ -36,7 +36,8 @@ def markdown(report: dict) -> str:
     p = report["params"]
     rows = report["rows"]
     tasks = [t for t in p["tasks"]]
-    head = ["model"] + [f"{t}: {LABELS[m]}" for t in tasks for m in HEADLINE[t.split("@")[0]]] + ["**mean**"]
+    head = ["model"] + [f"{t}: {LABELS[m]}" for t in tasks for m in HEADLINE[t.split("@")[0]]] + \
+        ["**mean**", "context agreement"]
     lines = ["# Rotating evaluation of frozen encoders", "",
              f"core-dino:{p['scale']} layer {p['layer']} features, 8 px cells; {p['seeds']} seeds; "
              f"data `{p['data']}`. Every number: mean over held-out folds (and seeds) ± spread "
@@ -48,6 +49,7 @@ def markdown(report: dict) -> str:
             for m in HEADLINE[t.split("@")[0]]:
                 cells.append(_cell(r["tasks"].get(t, {}).get(m)))
         cells.append(f"**{r['headline']['mean']:.3f}** ± {r['headline']['spread']:.3f}")
+        cells.append(_cell(r.get("context")))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Folds: buildings: one city held out at a time (Kampala, Kathmandu, Nairobi; 2 patches "
               "each; probes train on the other two cities), at 0.30 m and at 0.15 m (same footprints, "
@@ -63,11 +65,21 @@ def markdown(report: dict) -> str:
               "query rule (`explore/similar.py`) from 10 building + 5 background clicks on a held-out "
               "image (features centred on the image), ROC AUC of buildings vs background over its other "
               "cells, 5 click sets per image and seed. The mean column is the rotating-evaluation mean "
-              "(mean of the headline metrics; spread = mean of their spreads)."]
+              "(mean of the headline metrics; spread = mean of their spreads). *Context agreement*: "
+              "the mean cosine between the features of the same cells encoded in two tiles of 384 px "
+              "offset by 128 px (tile borders left out), on every building image of at least 512 px, "
+              "± the spread over cities (`evaluate/context.py`): below 1, a tile's content shifts "
+              "its features and the map changes palette at tile borders."]
     if report.get("decision"):
         lines += ["", f"Decision for `{report['candidate']}`: " + "; ".join(
             f"vs {k}: margin {v['margin']:+.3f}, spread {v['spread']:.3f} -> "
             f"{'wins' if v['wins'] else 'does not win'}" for k, v in report["decision"].items())]
+        gate = report.get("context_gate")
+        cand = next((r for r in rows if r["name"] == report["candidate"]), None)
+        if gate and cand and cand.get("context"):
+            agreement = cand["context"]["mean"]
+            lines.append(f"Context agreement of `{report['candidate']}`: {agreement:.3f} (gate: at least "
+                         f"{gate}) -> {'passes' if agreement >= gate else 'fails'}.")
     extra = [(t, m) for t in tasks for m in ("conv_miou", "linear_miou") if t == "dubai"]
     if extra:
         lines += ["", "| model | " + " | ".join(f"{t}: {LABELS[m]}" for t, m in extra) + " | seconds |",

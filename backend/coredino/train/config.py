@@ -66,6 +66,7 @@ class TrainConfig:
     noise_prob: float = 0.3
     jpeg_prob: float = 0.3
     geometric: bool = True  # random flips / 90 degree rotations of the student (undone on its map)
+    context_window: float = 0.0  # distill: the student also sees the crop's centre (this fraction of its side)
     min_valid: float = 0.9  # windows need this fraction of valid pixels
     # bookkeeping
     checkpoint_every: int = 100
@@ -100,6 +101,8 @@ class TrainConfig:
             raise UserError("--objective distill does not use --local-crops; drop the option")
         if any(g <= 0 for g in self.gsds):
             raise UserError(f"--gsds {self.gsds}: every GSD must be positive")
+        if not 0 <= self.context_window < 1:
+            raise UserError(f"--context-window {self.context_window} must be in [0, 1) (0: off)")
         if not 0 <= self.jitter_strength < 1:
             raise UserError(f"--jitter-strength {self.jitter_strength} must be in [0, 1)")
         if self.head not in ("dino", "identity"):

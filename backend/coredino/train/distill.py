@@ -91,17 +91,49 @@ class DistillTrainer(Trainer):
         view = views.students[0]
         outs = self.model([(view.image, view.transforms, crop)])[0]
         targets = self.prior.grids(views.teacher, tuple(LAYER_STRIDES[t] for t in outs))
-        losses, cosines = [], []
-        for tap, pred in outs.items():
+        weights = {}
+        for tap in outs:
             side = crop // LAYER_STRIDES[tap]
-            target = targets[LAYER_STRIDES[tap]]
             weight = _on_grid(views.cell_valid, side)
             if view.mask is not None and not c.loss_on_masked:
                 weight = weight & ~_on_grid(view.mask, side)
-            loss, cos = cosine_loss(pred, target, weight)
+            weights[tap] = weight
+        losses, cosines = [], []
+        for tap, pred in outs.items():
+            loss, cos = cosine_loss(pred, targets[LAYER_STRIDES[tap]], weights[tap])
             losses.append(loss)
             cosines.append(cos)
+        extra = {}
+        margin = context_margin(crop, c.context_window)
+        if margin and view.image.shape[-1] == crop:  # down-then-up views: the teacher's frame
+            extra["context_cos"] = self._context_step(view, outs, targets, weights, crop, margin, losses)
         loss, grad_norm = self.optimise(losses, step)
         return {"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm, **sched,
                 "cosine": sum(cosines) / len(cosines), "mode": view.mode,
-                "gsd": sum(view.gsd) / len(view.gsd)}
+                "gsd": sum(view.gsd) / len(view.gsd), **extra}
+
+    def _context_step(self, view, outs: dict, targets: dict, weights: dict, crop: int, margin: int,
+                      losses: list) -> float:
+        """The student sees the view's centre alone (a centred square is its own image under the
+        D4 transforms); its features there are pulled to the prior's and to the whole view's
+        features of the same cells: one location, two contexts, one feature. Returns the mean
+        cosine between the two contexts' features."""
+        inner = self.model([(view.image[..., margin:crop - margin, margin:crop - margin],
+                             view.transforms, crop - 2 * margin)])[0]
+        agreement = []
+        for tap, pred in inner.items():
+            cut = slice(margin // LAYER_STRIDES[tap], (crop - margin) // LAYER_STRIDES[tap])
+            weight = weights[tap][:, cut, cut]
+            loss, _ = cosine_loss(pred, targets[LAYER_STRIDES[tap]][..., cut, cut], weight)
+            consistency, cos = cosine_loss(pred, outs[tap][..., cut, cut], weight)
+            losses.extend([loss, consistency])
+            agreement.append(cos)
+        return sum(agreement) / len(agreement)
+
+
+def context_margin(crop: int, window: float) -> int:
+    """Pixels cut from each side of a ``crop`` for a centred window of ``window`` of its side
+    (0: off): a multiple of 32, so the window's cells stay on the crop's grid at every stride."""
+    if window <= 0:
+        return 0
+    return min(max(32, int(round(crop * (1 - window) / 64)) * 32), (crop - 64) // 64 * 32)

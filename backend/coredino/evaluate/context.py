@@ -1,0 +1,40 @@
+"""Context agreement: does a location get the same feature whatever tile it is seen in?
+
+The engine encodes a raster in overlapping tiles and keeps each tile's core. An encoder with
+global operations (YOLO11's attention block, layer 10) can let a tile's content shift every
+feature in it; a codebook then splits the same ground into different clusters tile by tile, and
+the map changes palette at tile borders. Here each image is encoded as two tiles offset by a
+third of a tile, and the features of the cells both tiles hold (tile borders excluded, as in the
+engine) are compared: the mean cosine, 1 for a purely local encoder such as plain colour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .extractors import CELL, Extractor
+
+TILE = 384  # pixels: the engine's default tile core (48 cells of 8 px)
+SHIFT = 128  # pixels between the two tiles (a third of a tile), on both axes
+BORDER = 4  # cells at each tile edge left out (their context is cut off in either tile)
+MIN_AGREEMENT = 0.95  # the ship gate: the ImageNet prior's own agreement is 0.96-0.97
+
+
+@torch.no_grad()
+def context_agreement(extractor: Extractor, rgb: np.ndarray) -> list[float]:
+    """Mean cosine over the shared cells, one value per pair of tiles that fits in ``rgb`` (3, H, W)."""
+    x = torch.from_numpy(rgb)[None]
+    h, w = x.shape[-2:]
+    s, n = SHIFT // CELL, TILE // CELL
+    values = []
+    for y in range(0, h - TILE - SHIFT + 1, TILE):
+        for xx in range(0, w - TILE - SHIFT + 1, TILE):
+            a = extractor.fn(x[..., y:y + TILE, xx:xx + TILE])[0]
+            b = extractor.fn(x[..., y + SHIFT:y + SHIFT + TILE, xx + SHIFT:xx + SHIFT + TILE])[0]
+            core = slice(s + BORDER, n - BORDER), slice(BORDER, n - s - BORDER)
+            fa = a[:, core[0], core[0]]
+            fb = b[:, core[1], core[1]]
+            values.append(float(F.cosine_similarity(fa.float(), fb.float(), dim=0).mean()))
+    return values
