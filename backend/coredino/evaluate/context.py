@@ -19,7 +19,10 @@ from .extractors import CELL, Extractor
 TILE = 384  # pixels: the engine's default tile core (48 cells of 8 px)
 SHIFT = 128  # pixels between the two tiles (a third of a tile), on both axes
 BORDER = 4  # cells at each tile edge left out (their context is cut off in either tile)
-MIN_AGREEMENT = 0.95  # the ship gate: the ImageNet prior's own agreement is 0.96-0.97
+# the ship gate, on the lowest pair over the held-out building images: the ImageNet prior's lowest
+# is 0.99, the bundled model's 0.93; the first distilled candidates (0.72, 0.49), whose demo maps
+# change palette at tile borders, fail it
+MIN_AGREEMENT = 0.9
 
 
 @torch.no_grad()

@@ -99,7 +99,9 @@ def run_eval(p: EvalParams, log: Callable[[str], None] = print) -> dict:
             for item in task.items:
                 context.setdefault(item.pair.scene, []).extend(context_agreement(ext, item.rgb))
         rows.append({"name": ext.name, "kind": ext.kind, "weights": ext.weights, "sha256": ext.sha256,
-                     "tasks": result, "headline": headline(result), "context": summarise(context)})
+                     "tasks": result, "headline": headline(result),
+                     "context": {**summarise(context), "min": min((v for vals in context.values() for v in vals),
+                                                                  default=float("nan"))}})
     candidate = p.candidate or (p.weights[-1][0] if p.weights else None)
     report = {"params": {**asdict(p),
                          "tasks": list(p.tasks), "dubai_crop": DUBAI_CROP,
