@@ -274,3 +274,45 @@ def test_cpu_search_is_exact_on_real_features_and_near_ties(demo_raster):
         if metric == "l2":
             score -= 0.5 * (c.numpy() * c.numpy()).sum(1).astype(np.float32).astype(np.float64)
         np.testing.assert_array_equal(got, score.argmax(1))
+
+
+def test_blocked_search_equals_full_argmax_on_real_features_and_exact_ties(demo_raster):
+    """The GPU search (blocked matmul + running argmax, run here on CPU tensors) gives exactly the
+    ids of the whole-row float32 argmax: on the default model's real features (6000 centroids: six
+    centroid blocks, several row blocks) and where equal centroids in different blocks tie."""
+    from coredino.codebook.assign import CENTROID_BLOCK, ROW_BLOCK, _Scorer
+    from coredino.encoders import ModelSpec, build_encoder
+    from coredino.encoders.onnx_export import real_tiles
+    from coredino.engine import DEFAULT_CODEBOOK, load_codebook
+
+    book = load_codebook(str(DEFAULT_CODEBOOK))
+    encoder = build_encoder(ModelSpec("core-dino", "n", str(DEFAULT_CODEBOOK.parent / "coredino-n-default.pt"), 16),
+                            torch.device("cpu"))
+    with torch.inference_mode():
+        feats = encoder(real_tiles(demo_raster, 384, 2)).permute(0, 2, 3, 1).reshape(-1, 64).clone()
+    assert book.k > 5 * CENTROID_BLOCK and len(feats) > ROW_BLOCK
+    centroids = torch.from_numpy(book.centroids)
+    # exact ties: centroid 5 copied into the last block, centroid 4100 into the first
+    tied = centroids.clone()
+    tied[5990], tied[17] = tied[5], tied[4100]
+    for c in (centroids, tied):
+        for metric in ("cosine", "l2", "ip"):
+            scorer = _Scorer(c, metric)
+            scores = feats @ scorer.centroids_t
+            if scorer.bias is not None:
+                scores += scorer.bias
+            expected = scores.argmax(1)
+            np.testing.assert_array_equal(scorer(feats, 65536).numpy(), expected.numpy())
+            np.testing.assert_array_equal(scorer(feats, 1000).numpy(), expected.numpy())
+    # the ties are really hit: rows nearest centroid 5 / 4100 keep the lower index
+    scorer = _Scorer(tied, "cosine")
+    ids = scorer(feats, 65536).numpy()
+    plain = _Scorer(centroids, "cosine")(feats, 65536).numpy()
+    assert (plain == 5).any() or (plain == 4100).any()
+    np.testing.assert_array_equal(ids[plain == 5], 5)
+    np.testing.assert_array_equal(ids[plain == 4100], 17)
+    assert 5990 not in ids and 4100 not in ids
+    # constructed ties across every block: all equal scores go to centroid 0, as argmax does
+    same = _Scorer(torch.ones(3000, 4), "ip")
+    np.testing.assert_array_equal(same(torch.ones(5, 4), 2).numpy(), np.zeros(5))
+    assert ROW_BLOCK * CENTROID_BLOCK * 4 <= 32 * 2 ** 20  # fits an L2 cache
