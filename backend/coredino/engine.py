@@ -28,6 +28,7 @@ from .device import default_batch_size, pick_device
 from .encoders import Encoder, ModelSpec, build_encoder
 from .encoders.runtime import describe_runtime, prepare_encoder
 from .errors import UserError
+from .id_writer import IdWriter
 from .blend import Blender
 from .explore.embeddings import EmbeddingWriter
 from .explore.levels import group_areas, level_lookup, level_qml
@@ -46,6 +47,8 @@ from .writer import ClassWriter
 RESOURCES = Path(os.environ.get("COREDINO_RESOURCES", Path(__file__).resolve().parent / "resources"))
 DEFAULT_CODEBOOK = RESOURCES / "coredino-n-default.codebook.npz"
 CHECK_RASTER = RESOURCES / "check_tiles_montevideo.tif"  # real tiles (a crop of the demo) for checking ONNX exports
+#: batches of ids queued for the writer thread (:mod:`coredino.id_writer`); 0 writes on the main thread
+WRITE_QUEUE = 2
 
 
 def load_codebook(path: Optional[str], progress: Optional[Progress] = None) -> Codebook:
@@ -137,15 +140,15 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
             tags["LEVEL"] = str(opts.level)
             legend = partial(_level_legend, colors=colors, area=out_grid.gsd ** 2)
         with ClassWriter(params.output, out_grid, colors, tags, legend) as writer, \
-                _embedding_writer(params.output, out_grid, encoder.dim, tags, opts, codebook) as embed:
-            row_writer = _RowWriter(writer, grid.cells_x, first)
-            pending = None
+                _embedding_writer(params.output, out_grid, encoder.dim, tags, opts, codebook) as embed, \
+                IdWriter(writer, grid.cells_x, first, WRITE_QUEUE) as id_writer:
             blender = Blender(grid, device, encoder.dim)
             for encoded in blender(encode_batches(raster, encoder, grid, batch_size,
                                                   progress.scaled(0, 0.95), compile=opts.compile,
                                                   plan=plan)):
                 # one assignment per batch on the encoder's device, valid core cells only; on
-                # CUDA the ids come back asynchronously and are written while the next batch runs
+                # CUDA the ids come back asynchronously: the writer thread waits for them and
+                # writes them while this thread launches the next batch
                 feats, keep = encoded.core_features()
                 ids = assigner(feats)
                 ids = (ids if lookup is None else lookup[ids]).to("cpu", non_blocking=True)
@@ -155,12 +158,8 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
                     arrived.record()
                 if embed is not None and len(feats):
                     embed.add(encoded.tiles, feats, keep)
-                if pending is not None:
-                    _write_ids(row_writer, *pending)
-                pending = (encoded.tiles, keep, ids, arrived)
-            if pending is not None:
-                _write_ids(row_writer, *pending)
-            row_writer.flush()
+                id_writer.put(encoded.tiles, keep, ids, arrived)
+            id_writer.close()
             if rows is None and not writer.counts.any():  # a band of a raster may be all nodata
                 raise no_valid_pixels(params.input)
             if embed is not None:  # published now, removed again if the class map then fails
@@ -345,39 +344,6 @@ def _embedding_writer(output: str, grid, dim: int, tags: dict[str, str], opts: C
     if not opts.embeddings:
         return contextlib.nullcontext()
     return EmbeddingWriter(embeddings_path(output), grid, dim, tags, basis=codebook.basis)
-
-
-def _write_ids(rows: "_RowWriter", tiles: list, keep: np.ndarray, ids: torch.Tensor,
-               arrived: Optional["torch.cuda.Event"]) -> None:
-    """Put a batch's ids (nodata outside ``keep``) in the row buffer once they have arrived."""
-    if arrived is not None:
-        arrived.synchronize()
-    grid_ids = np.full(keep.shape, rows.writer.nodata, np.uint16)
-    grid_ids[keep] = ids.numpy()
-    for tile, tile_ids in zip(tiles, grid_ids):
-        ox, oy = tile.offset
-        rows.put(tile, tile_ids[oy:oy + tile.out_h, ox:ox + tile.out_w])
-
-
-class _RowWriter:
-    """Collects the ids of one row of tiles and writes the row in one call (few, large writes)."""
-
-    def __init__(self, writer: ClassWriter, width: int, first_row: int = 0) -> None:
-        self.writer, self.width, self.first_row = writer, width, first_row
-        self.y: Optional[int] = None
-        self.row: Optional[np.ndarray] = None
-
-    def put(self, tile, ids: np.ndarray) -> None:
-        if tile.out_y != self.y:
-            self.flush()
-            self.y = tile.out_y
-            self.row = np.full((tile.out_h, self.width), self.writer.nodata, np.uint16)
-        self.row[:, tile.out_x:tile.out_x + tile.out_w] = ids
-
-    def flush(self) -> None:
-        if self.row is not None:
-            self.writer.write(0, self.y - self.first_row, self.row)
-        self.y, self.row = None, None
 
 
 def _is_local(weights_uri: str) -> bool:

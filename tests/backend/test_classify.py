@@ -174,3 +174,70 @@ def test_unwritable_output_is_a_user_error(tmp_path, demo_raster, codebook):
     blocker.write_text("a file where a folder is expected")
     with pytest.raises(UserError, match="cannot write there"):
         classify(ClassifyParams(str(demo_raster), str(blocker / "out.tif"), ClassifyOptions(codebook=codebook)))
+
+
+def _writer_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "coredino-id-writer"]
+
+
+def _overviews(path) -> list:
+    ds = gdal.Open(str(path))
+    band = ds.GetRasterBand(1)
+    arrays = [band.ReadAsArray()] + [band.GetOverview(i).ReadAsArray() for i in range(band.GetOverviewCount())]
+    ds = None
+    return arrays
+
+
+def test_writer_thread_writes_the_same_map_as_the_main_thread(tmp_path, data, monkeypatch):
+    """The default model on real imagery with a nodata collar, one tile per batch (many batches and
+    tile rows through the bounded queue): the writer thread's map equals, cell for cell and in
+    every overview, the map written on the main thread (WRITE_QUEUE = 0, the path before #16)."""
+    from coredino import engine
+
+    image = str(data / "caranavi_collar_0p25m.tif")
+    results = {}
+    for depth in (0, 1, engine.WRITE_QUEUE):
+        monkeypatch.setattr(engine, "WRITE_QUEUE", depth)
+        out = tmp_path / f"queue{depth}.tif"
+        results[depth] = classify(ClassifyParams(image, str(out), ClassifyOptions(batch_size=1, device="cpu")))
+        assert not _writer_threads()
+    reference = _overviews(tmp_path / "queue0.tif")
+    assert len(reference) >= 2 and (reference[0] == 65535).any() and len(np.unique(reference[0])) > 100
+    for depth in (1, engine.WRITE_QUEUE):
+        assert results[depth].classes == results[0].classes
+        for got, expected in zip(_overviews(tmp_path / f"queue{depth}.tif"), reference, strict=True):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_a_failed_write_in_the_writer_thread_is_raised_and_leaves_nothing(tmp_path, demo_raster, codebook,
+                                                                          monkeypatch):
+    """A GDAL write failing in the writer thread (the second row: say, a full disk) ends classify
+    with that error in the caller's thread, the thread gone and no file left."""
+    from coredino.writer import ClassWriter
+
+    threads, real = [], ClassWriter.write
+
+    def fail_second(self, x, y, ids):
+        threads.append(threading.current_thread().name)
+        if len(threads) == 2:
+            raise RuntimeError("No space left on device")
+        real(self, x, y, ids)
+
+    monkeypatch.setattr(ClassWriter, "write", fail_second)
+    with pytest.raises(RuntimeError, match="No space left"):
+        classify(ClassifyParams(str(demo_raster), str(tmp_path / "map.tif"),
+                                ClassifyOptions(codebook=codebook, batch_size=1)))
+    assert threads == ["coredino-id-writer"] * 2  # the writes ran in the writer thread; none after
+    assert list(tmp_path.iterdir()) == [] and not _writer_threads()
+
+
+def test_interrupt_while_the_writer_thread_runs_leaves_nothing(tmp_path, demo_raster, codebook):
+    """Ctrl-C (KeyboardInterrupt in the main thread) half-way: raised as is, thread ended, no file."""
+    def on_progress(fraction, message):
+        if fraction > 0.3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        classify(ClassifyParams(str(demo_raster), str(tmp_path / "map.tif"),
+                                ClassifyOptions(codebook=codebook, batch_size=1)), Progress(on_progress))
+    assert list(tmp_path.iterdir()) == [] and not _writer_threads()
