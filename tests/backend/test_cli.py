@@ -59,3 +59,24 @@ def test_help_lists_every_command():
     for command in ("classify", "batch", "fit-codebook", "quicklook", "info", "similar", "reclassify",
                     "polygonize"):
         assert command in done.stdout
+
+
+def test_sigterm_while_ids_are_being_written_exits_143_and_leaves_nothing(tmp_path, demo_raster):
+    """SIGTERM once the class map's scratch file exists (the writer thread running, batches queued):
+    exit 143, the thread stopped, no file at all in the output folder."""
+    import signal
+    import time
+
+    job = subprocess.Popen(COREDINO + ["classify", str(demo_raster), "-o", str(tmp_path / "map.tif"),
+                                       "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd="/")
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".map.tif.*.scratch.tif")) and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # some batches through the queue
+    assert job.poll() is None, job.communicate()
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 143, err
+    assert "terminated; no output was written" in err
+    assert list(tmp_path.iterdir()) == []
