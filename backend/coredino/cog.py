@@ -25,6 +25,7 @@ from .atomic import temp_name
 from .errors import UserError
 from .raster import Grid
 from .storage import is_remote, publish, remove
+from .threads import current_policy
 
 gdal.UseExceptions()
 
@@ -107,8 +108,7 @@ class AtomicCOG:
         self._ds.SetMetadata(tags)
         self._ds = self._band = None  # flush and close
         gdal.Translate(str(self._partial), str(self._scratch), format="COG",
-                       creationOptions=["COMPRESS=DEFLATE", f"BLOCKSIZE={self.block}",
-                                        "BIGTIFF=IF_SAFER", f"OVERVIEW_RESAMPLING={self.resampling}"])
+                       creationOptions=cog_options(self.block, self.resampling, current_policy().threads))
         if rgba:
             gdal.Translate(str(self.sidecar(rgba)), str(self._partial), format="COG", rgbExpand="rgba",
                            creationOptions=["COMPRESS=DEFLATE", f"BLOCKSIZE={self.block}"])
@@ -134,6 +134,16 @@ class AtomicCOG:
     def _local(self, path: Path) -> Path:
         """Where a file for ``path`` is made: beside it, or in the staging folder of an object store."""
         return self._stage / path.name if self._stage is not None else path
+
+
+def cog_options(block: int, resampling: str, threads: int) -> list[str]:
+    """COG creation options: DEFLATE tiles of ``block`` cells, overviews by ``resampling``.
+
+    ``threads``: the engine's thread count (:mod:`coredino.threads`) compressing tiles and
+    computing overviews in parallel; the pixels (and overviews) are the same for any count.
+    """
+    return ["COMPRESS=DEFLATE", f"BLOCKSIZE={block}", "BIGTIFF=IF_SAFER",
+            f"OVERVIEW_RESAMPLING={resampling}", f"NUM_THREADS={threads}"]
 
 
 def discard(path: str) -> None:

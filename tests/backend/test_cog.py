@@ -67,3 +67,28 @@ def test_leaving_without_publishing_leaves_nothing(tmp_path, buildings):
             cog.sidecar(out.with_suffix(".qml")).write_text("<qgis/>", encoding="utf-8")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cog_threads_change_no_pixel_and_no_overview(tmp_path, buildings):
+    """The COG made with several threads (the engine's count) holds exactly the pixels and the MODE
+    overviews of the one made with one thread: a real class map (the Kampala labels, resampled to
+    2048 x 2048 cells: 256 blocks, 4 overview levels)."""
+    from coredino.cog import cog_options
+
+    ds, _ = buildings
+    big = gdal.Translate(str(tmp_path / "big.tif"), ds, width=2048, height=2048, resampleAlg="nearest",
+                         creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+    big = None
+    pyramids = {}
+    for threads in (1, 4):
+        out = tmp_path / f"threads{threads}.tif"
+        gdal.Translate(str(out), str(tmp_path / "big.tif"), format="COG",
+                       creationOptions=cog_options(128, "MODE", threads))
+        result = gdal.Open(str(out))
+        band = result.GetRasterBand(1)
+        pyramids[threads] = [band.ReadAsArray()] + [band.GetOverview(i).ReadAsArray()
+                                                    for i in range(band.GetOverviewCount())]
+        result = band = None
+    assert len(pyramids[1]) >= 4 and {0, 1} <= set(np.unique(pyramids[1][0]))
+    for one, several in zip(pyramids[1], pyramids[4], strict=True):
+        np.testing.assert_array_equal(one, several)
