@@ -279,7 +279,7 @@ def test_cpu_search_is_exact_on_real_features_and_near_ties(demo_raster):
 def test_blocked_search_equals_full_argmax_on_real_features_and_exact_ties(demo_raster):
     """The GPU search (blocked matmul + running argmax, run here on CPU tensors) gives exactly the
     ids of the whole-row float32 argmax: on the default model's real features (6000 centroids: six
-    centroid blocks, several row blocks) and where equal centroids in different blocks tie."""
+    centroid blocks; several row blocks) and where equal centroids in different blocks tie."""
     from coredino.codebook.assign import CENTROID_BLOCK, ROW_BLOCK, _Scorer
     from coredino.encoders import ModelSpec, build_encoder
     from coredino.encoders.onnx_export import real_tiles
@@ -290,7 +290,7 @@ def test_blocked_search_equals_full_argmax_on_real_features_and_exact_ties(demo_
                             torch.device("cpu"))
     with torch.inference_mode():
         feats = encoder(real_tiles(demo_raster, 384, 2)).permute(0, 2, 3, 1).reshape(-1, 64).clone()
-    assert book.k > 5 * CENTROID_BLOCK and len(feats) > ROW_BLOCK
+    assert book.k > 5 * CENTROID_BLOCK and len(feats) > 4000
     centroids = torch.from_numpy(book.centroids)
     # exact ties: centroid 5 copied into the last block, centroid 4100 into the first
     tied = centroids.clone()
@@ -301,9 +301,10 @@ def test_blocked_search_equals_full_argmax_on_real_features_and_exact_ties(demo_
             scores = feats @ scorer.centroids_t
             if scorer.bias is not None:
                 scores += scorer.bias
-            expected = scores.argmax(1)
-            np.testing.assert_array_equal(scorer(feats, 65536).numpy(), expected.numpy())
-            np.testing.assert_array_equal(scorer(feats, 1000).numpy(), expected.numpy())
+            expected = scores.argmax(1).numpy()
+            np.testing.assert_array_equal(scorer(feats, 65536).numpy(), expected)
+            np.testing.assert_array_equal(scorer(feats, 1000).numpy(), expected)  # 5 row blocks
+            np.testing.assert_array_equal(_Scorer(c, metric, rows=999, columns=700)(feats, 65536).numpy(), expected)
     # the ties are really hit: rows nearest centroid 5 / 4100 keep the lower index
     scorer = _Scorer(tied, "cosine")
     ids = scorer(feats, 65536).numpy()

@@ -45,11 +45,14 @@ def _full_float32(device: torch.device) -> Iterator[None]:
         torch.set_float32_matmul_precision(saved)
 
 
-#: A (rows x centroids) float32 score block of the fused search: 4096 x 1024 x 4 B = 16 MB, held
-#: in the GPU's L2 cache (50 MB on an H100, 60 MB on an H200) between the matmul that writes it
-#: and the max that reads it, so that scores never travel to HBM and back; larger blocks would
-#: spill, smaller ones cost more kernel launches (each block is 2-3 launches).
-ROW_BLOCK, CENTROID_BLOCK = 4096, 1024
+#: A (rows x centroids) float32 score block of the fused search: 8192 x 1024 x 4 B = 32 MB, meant
+#: to stay in the GPU's L2 cache (50 MB on an H100, 60 MB on an H200) between the matmul that
+#: writes it and the max that reads it, so that scores do not travel to HBM and back. Smaller
+#: blocks cost more kernel launches (2 per block, 3 with the l2 bias, each ~5-10 us of host time
+#: in eager PyTorch): 2 x cells x k / (rows x centroids) per km², 370 at this size for the default
+#: model's 250,000 cells/km², 730 at 4096 x 1024. Not tuned on a GPU (none was available):
+#: ``bench/gpu.py`` sweeps the row block.
+ROW_BLOCK, CENTROID_BLOCK = 8192, 1024
 
 
 class _Scorer:
@@ -63,7 +66,9 @@ class _Scorer:
     holding the best score (NaN counts as the best, as for ``argmax``).
     """
 
-    def __init__(self, centroids: torch.Tensor, metric: str) -> None:
+    def __init__(self, centroids: torch.Tensor, metric: str, rows: int = ROW_BLOCK,
+                 columns: int = CENTROID_BLOCK) -> None:
+        self.rows = rows
         c = centroids.float()
         bias: Optional[torch.Tensor] = None
         if metric == "cosine":
@@ -74,9 +79,9 @@ class _Scorer:
             raise ValueError(f"metric must be cosine, l2 or ip, got {metric!r}")
         self.bias = bias
         self.centroids_t = c.T.contiguous()
-        starts = range(0, len(c), CENTROID_BLOCK)
-        self.blocks = [(self.centroids_t[:, j:j + CENTROID_BLOCK].contiguous(),
-                        None if bias is None else bias[j:j + CENTROID_BLOCK]) for j in starts]
+        starts = range(0, len(c), columns)
+        self.blocks = [(self.centroids_t[:, j:j + columns].contiguous(),
+                        None if bias is None else bias[j:j + columns]) for j in starts]
         self.offsets = torch.tensor(list(starts), dtype=torch.long, device=c.device)
 
     @torch.no_grad()
@@ -85,7 +90,7 @@ class _Scorer:
         if x.ndim != 2 or x.shape[1] != d:
             raise ValueError(f"features must be (n, {d}), got {tuple(x.shape)}")
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-        step = max(1, min(chunk, ROW_BLOCK))
+        step = max(1, min(chunk, self.rows))
         with torch.autocast(device_type=x.device.type, enabled=False), _full_float32(x.device):
             for i0 in range(0, x.shape[0], step):
                 out[i0:i0 + step] = self._block(x[i0:i0 + step].float())

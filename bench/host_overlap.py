@@ -1,0 +1,128 @@
+"""The host side of classify: ids written by the writer thread against the main thread (the engine
+before #16), and the COG finish with the engine's thread count against one thread.
+
+1. ``coredino classify`` of a real scene with the default model on the CPU, the writer thread
+   (``engine.WRITE_QUEUE = 2``) against writes on the main thread (``0``): interleaved rounds,
+   medians, load recorded, the maps compared cell for cell. In the main-thread rounds the time
+   spent scattering and writing ids is summed: the main-thread time the writer thread frees per
+   km² (what a GPU, whose encoder waits for that thread, gains).
+2. The COG finish (``gdal.Translate`` to COG, DEFLATE, MODE overviews) of that class map from a
+   tiled scratch GeoTIFF, as :meth:`coredino.cog.AtomicCOG.publish` does: ``NUM_THREADS=1``
+   against the engine's count, interleaved, pixels and overviews compared.
+
+    .venv/bin/python bench/host_overlap.py [--raster SCENE] [--rounds 3] [--cog-rounds 15]
+    .venv/bin/python bench/host_overlap.py --device cuda --batch-size 128   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))
+
+from coredino.threads import configure_threads  # noqa: E402
+
+POLICY = configure_threads()  # as the CLI does: before torch starts its OpenMP threads
+
+from common import OUT, SCENES, interleave, table  # noqa: E402
+
+import numpy as np  # noqa: E402
+from osgeo import gdal  # noqa: E402
+
+
+def pyramid(path: Path) -> list[np.ndarray]:
+    ds = gdal.Open(str(path))
+    band = ds.GetRasterBand(1)
+    arrays = [band.ReadAsArray()] + [band.GetOverview(i).ReadAsArray() for i in range(band.GetOverviewCount())]
+    ds = band = None
+    return arrays
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raster", default=str(SCENES / "oam_uruguay_montevideo_0p25m.tif"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cog-rounds", type=int, default=15)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the engine's")
+    args = ap.parse_args()
+
+    from coredino import engine, id_writer
+    from coredino.cog import cog_options
+    from coredino.params import ClassifyOptions, ClassifyParams
+
+    out = OUT / "host_overlap"
+    out.mkdir(parents=True, exist_ok=True)
+    codebook = engine.load_codebook(None)
+    options = ClassifyOptions(device=args.device, batch_size=args.batch_size)
+    encoder = engine.encoder_for(codebook, options)
+    write_seconds: list[float] = []
+    timed_write = id_writer._write_ids
+
+    def write_and_time(*batch) -> None:
+        start = time.perf_counter()
+        timed_write(*batch)
+        write_seconds[-1] += time.perf_counter() - start
+
+    def run(depth: int):
+        engine.WRITE_QUEUE = depth
+        id_writer._write_ids = write_and_time if depth == 0 else timed_write
+        if depth == 0:
+            write_seconds.append(0.0)
+        path = out / f"classes_queue{depth}.tif"
+        engine.classify(ClassifyParams(args.raster, str(path), options, overwrite=True),
+                        codebook=codebook, encoder=encoder)
+        return path
+
+    variants = {"ids written on the main thread (before)": lambda: run(0),
+                "writer thread, queue of 2 batches (now)": lambda: run(2)}
+    times, results, loads = interleave(variants, args.rounds)
+    names = list(variants)
+    maps = [pyramid(results[name]) for name in names]
+    identical = all(np.array_equal(a, b) for a, b in zip(*maps, strict=True))
+    ds = gdal.Open(args.raster)
+    km2 = ds.RasterXSize * ds.RasterYSize * abs(ds.GetGeoTransform()[1] * ds.GetGeoTransform()[5]) / 1e6
+    ds = None
+    base = statistics.median(times[names[0]])
+    rows = [[name, f"{statistics.median(times[name]):.2f}", f"{km2 / statistics.median(times[name]):.4f}",
+             f"{base / statistics.median(times[name]):.2f}x"] for name in names]
+    print(f"1. classify {Path(args.raster).name} ({km2:.2f} km²), default model, {args.device}, {POLICY.threads} threads "
+          f"({POLICY.wait_policy}), {args.rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
+    print(table(rows, ["ids written by", "s (median)", "km²/s", "speed-up"]))
+    print(f"maps (and overviews) identical: {identical}; id scatter + GDAL writes on the main thread: "
+          f"{1e3 * statistics.median(write_seconds) / km2:.0f} ms/km² (median of {len(write_seconds)})")
+
+    classes = results[names[1]]
+    scratch = out / "classes_scratch.tif"
+    gdal.Translate(str(scratch), str(classes), format="GTiff",
+                   creationOptions=["TILED=YES", "BLOCKXSIZE=128", "BLOCKYSIZE=128", "COMPRESS=DEFLATE"])
+    cog_variants = {}
+    for threads in sorted({1, POLICY.threads}):
+        def finish(threads=threads):
+            path = out / f"cog_threads{threads}.tif"
+            gdal.Translate(str(path), str(scratch), format="COG", creationOptions=cog_options(128, "MODE", threads))
+            return path
+        cog_variants[f"NUM_THREADS={threads}"] = finish
+    times, results, loads = interleave(cog_variants, args.cog_rounds)
+    names = list(cog_variants)
+    maps = [pyramid(results[name]) for name in names]
+    identical = all(np.array_equal(a, b) for a, b in zip(maps[0], maps[-1], strict=True))
+    ds = gdal.Open(str(scratch))
+    size = (ds.RasterXSize, ds.RasterYSize)
+    ds = None
+    base = statistics.median(times[names[0]])
+    rows = [[name, f"{1e3 * statistics.median(times[name]):.1f}", f"{1e3 * statistics.median(times[name]) / km2:.1f}",
+             f"{base / statistics.median(times[name]):.2f}x"] for name in names]
+    print(f"\n2. COG finish of that class map ({size[0]} x {size[1]} cells, {len(maps[0]) - 1} overviews), "
+          f"{args.cog_rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
+    print(table(rows, ["COG creation", "ms (median)", "ms/km²", "speed-up"]))
+    print(f"pixels and overviews identical: {identical}")
+
+
+if __name__ == "__main__":
+    main()
