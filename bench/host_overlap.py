@@ -81,25 +81,18 @@ def main() -> None:
 
     variants = {"ids written on the main thread (before)": lambda: run(0),
                 "writer thread, queue of 2 batches (now)": lambda: run(2)}
-    times, results, loads = interleave(variants, args.rounds)
-    names = list(variants)
-    maps = [pyramid(results[name]) for name in names]
-    identical = all(np.array_equal(a, b) for a, b in zip(*maps, strict=True))
     ds = gdal.Open(args.raster)
     km2 = ds.RasterXSize * ds.RasterYSize * abs(ds.GetGeoTransform()[1] * ds.GetGeoTransform()[5]) / 1e6
     ds = None
-    base = statistics.median(times[names[0]])
-    rows = [[name, f"{statistics.median(times[name]):.2f}", f"{km2 / statistics.median(times[name]):.4f}",
-             f"{base / statistics.median(times[name]):.2f}x"] for name in names]
+    rows, results, loads, identical, overviews = compare(variants, args.rounds, km2)
     print(f"1. classify {Path(args.raster).name} ({km2:.2f} km²), default model, {args.device}, {POLICY.threads} threads "
           f"({POLICY.wait_policy}), {args.rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
-    print(table(rows, ["ids written by", "s (median)", "km²/s", "speed-up"]))
+    print(table(rows, ["ids written by", "s (median)", "ms/km²", "speed-up"]))
     print(f"maps (and overviews) identical: {identical}; id scatter + GDAL writes on the main thread: "
           f"{1e3 * statistics.median(write_seconds) / km2:.0f} ms/km² (median of {len(write_seconds)})")
 
-    classes = results[names[1]]
     scratch = out / "classes_scratch.tif"
-    gdal.Translate(str(scratch), str(classes), format="GTiff",
+    gdal.Translate(str(scratch), str(results[list(variants)[-1]]), format="GTiff",
                    creationOptions=["TILED=YES", "BLOCKXSIZE=128", "BLOCKYSIZE=128", "COMPRESS=DEFLATE"])
     cog_variants = {}
     for threads in sorted({1, POLICY.threads}):
@@ -108,21 +101,26 @@ def main() -> None:
             gdal.Translate(str(path), str(scratch), format="COG", creationOptions=cog_options(128, "MODE", threads))
             return path
         cog_variants[f"NUM_THREADS={threads}"] = finish
-    times, results, loads = interleave(cog_variants, args.cog_rounds)
-    names = list(cog_variants)
-    maps = [pyramid(results[name]) for name in names]
-    identical = all(np.array_equal(a, b) for a, b in zip(maps[0], maps[-1], strict=True))
+    rows, _, loads, identical, overviews = compare(cog_variants, args.cog_rounds, km2)
     ds = gdal.Open(str(scratch))
-    size = (ds.RasterXSize, ds.RasterYSize)
-    ds = None
-    base = statistics.median(times[names[0]])
-    rows = [[name, f"{1e3 * statistics.median(times[name]):.1f}", f"{1e3 * statistics.median(times[name]) / km2:.1f}",
-             f"{base / statistics.median(times[name]):.2f}x"] for name in names]
-    print(f"\n2. COG finish of that class map ({size[0]} x {size[1]} cells, {len(maps[0]) - 1} overviews), "
+    print(f"\n2. COG finish of that class map ({ds.RasterXSize} x {ds.RasterYSize} cells, {overviews} overviews), "
           f"{args.cog_rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
-    print(table(rows, ["COG creation", "ms (median)", "ms/km²", "speed-up"]))
+    ds = None
+    print(table(rows, ["COG creation", "s (median)", "ms/km²", "speed-up"]))
     print(f"pixels and overviews identical: {identical}")
 
+
+def compare(variants: dict, rounds: int, km2: float) -> tuple[list, dict, list, bool, int]:
+    """Interleaved runs of variants that each return a class map's path: table rows (median s,
+    ms/km², speed-up over the first), the paths, the loads, whether every map (and overview) is
+    the first one's, and the overview count."""
+    times, results, loads = interleave(variants, rounds)
+    maps = [pyramid(path) for path in results.values()]
+    identical = all(np.array_equal(a, b) for other in maps[1:] for a, b in zip(maps[0], other, strict=True))
+    medians = {name: statistics.median(seconds) for name, seconds in times.items()}
+    base = next(iter(medians.values()))
+    rows = [[name, f"{m:.3f}", f"{1e3 * m / km2:.1f}", f"{base / m:.2f}x"] for name, m in medians.items()]
+    return rows, results, loads, identical, len(maps[0]) - 1
 
 if __name__ == "__main__":
     main()

@@ -5,14 +5,14 @@ need no normalising); l2 ``x . c - |c|^2 / 2`` (the same argmin as ``|x - c|^2``
 with the centroids as stored (faiss ``IndexFlatIP``, the geocentroids notebook's search).
 
 On the CPU the search is faiss's blocked exact inner-product search for the best two centroids
-(1.5-2x faster than the chunked matmul: no score matrix is written and read back), followed by an
+(1.2-1.8x faster than the chunked matmul: no score matrix is written and read back), then an
 exact float64 re-scoring of every row whose two best scores lie within float32's rounding bound
 of each other, so the ids are those of an exact search whatever the summation order.
 
-On other devices (a GPU), the matmul and the argmax are fused by blocks (:class:`_Scorer`): rows and
-centroids in cache-sized blocks with a running best per row, so no score matrix is written to
-memory and read back. Scores are always float32, also for bfloat16/float16 features on CUDA (cast chunk by chunk, with
-TF32 off): a low-precision matmul, even with centred centroids and the top 8 re-scored in float32,
+On other devices (a GPU) the matmul and the argmax are fused by blocks (:class:`_Scorer`): rows
+and centroids in cache-sized blocks with a running best per row, so no score matrix is written
+to memory and read back. Scores are always float32, also for bfloat16/float16 features on CUDA
+(cast block by block, with TF32 off): a low-precision matmul, even with centred centroids and the top 8 re-scored in float32,
 changed 0.2-1.4 % of the ids on real-imagery features at k = 2000 (bfloat16), while the float32
 matmul (65536 x 768 x 6000: 0.6 TFLOP) costs milliseconds next to the encoder. Exact ties go to
 the lowest centroid index; scores within float32 rounding (about 1e-6 relative) of each other may
@@ -46,12 +46,11 @@ def _full_float32(device: torch.device) -> Iterator[None]:
 
 
 #: A (rows x centroids) float32 score block of the fused search: 8192 x 1024 x 4 B = 32 MB, meant
-#: to stay in the GPU's L2 cache (50 MB on an H100, 60 MB on an H200) between the matmul that
-#: writes it and the max that reads it, so that scores do not travel to HBM and back. Smaller
-#: blocks cost more kernel launches (2 per block, 3 with the l2 bias, each ~5-10 us of host time
-#: in eager PyTorch): 2 x cells x k / (rows x centroids) per km², 370 at this size for the default
-#: model's 250,000 cells/km², 730 at 4096 x 1024. Not tuned on a GPU (none was available):
-#: ``bench/gpu.py`` sweeps the row block.
+#: to stay in the GPU's L2 cache (50 MB on an H100 or H200) between the matmul that writes it and
+#: the max that reads it, so that scores do not travel to HBM and back. Smaller blocks cost more
+#: kernel launches (about 17 per 8192 rows and 6000 centroids, each 5-10 us of host time in eager
+#: PyTorch): about 530 per km² for the default model's 250,000 cells, 1000 with 4096-row blocks.
+#: Not tuned on a GPU (none was available): ``bench/gpu.py`` sweeps the row block.
 ROW_BLOCK, CENTROID_BLOCK = 8192, 1024
 
 
