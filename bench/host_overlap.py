@@ -12,6 +12,7 @@ before #16), and the COG finish with the engine's thread count against one threa
 
     .venv/bin/python bench/host_overlap.py [--raster SCENE] [--rounds 3] [--cog-rounds 15]
     .venv/bin/python bench/host_overlap.py --device cuda --batch-size 128   # on a GPU
+    .venv/bin/python bench/host_overlap.py --classes MAP.tif --cog-rounds 61  # part 2 alone, on a class map
 """
 
 from __future__ import annotations
@@ -50,14 +51,17 @@ def main() -> None:
     ap.add_argument("--cog-rounds", type=int, default=15)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the engine's")
+    ap.add_argument("--classes", help="a class map: skip part 1 and time its COG finish")
     args = ap.parse_args()
 
     from coredino import engine, id_writer
-    from coredino.cog import cog_options
     from coredino.params import ClassifyOptions, ClassifyParams
 
     out = OUT / "host_overlap"
     out.mkdir(parents=True, exist_ok=True)
+    if args.classes:
+        cog_finish(Path(args.classes), out, args.cog_rounds, area_km2(args.classes))
+        return
     codebook = engine.load_codebook(None)
     options = ClassifyOptions(device=args.device, batch_size=args.batch_size)
     encoder = engine.encoder_for(codebook, options)
@@ -81,9 +85,7 @@ def main() -> None:
 
     variants = {"ids written on the main thread (before)": lambda: run(0),
                 "writer thread, queue of 2 batches (now)": lambda: run(2)}
-    ds = gdal.Open(args.raster)
-    km2 = ds.RasterXSize * ds.RasterYSize * abs(ds.GetGeoTransform()[1] * ds.GetGeoTransform()[5]) / 1e6
-    ds = None
+    km2 = area_km2(args.raster)
     rows, results, loads, identical, overviews = compare(variants, args.rounds, km2)
     print(f"1. classify {Path(args.raster).name} ({km2:.2f} km²), default model, {args.device}, {POLICY.threads} threads "
           f"({POLICY.wait_policy}), {args.rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
@@ -91,8 +93,22 @@ def main() -> None:
     print(f"maps (and overviews) identical: {identical}; id scatter + GDAL writes on the main thread: "
           f"{1e3 * statistics.median(write_seconds) / km2:.0f} ms/km² (median of {len(write_seconds)})")
 
+    cog_finish(results[list(variants)[-1]], out, args.cog_rounds, km2)
+
+
+def area_km2(path: str) -> float:
+    ds = gdal.Open(path)
+    km2 = ds.RasterXSize * ds.RasterYSize * abs(ds.GetGeoTransform()[1] * ds.GetGeoTransform()[5]) / 1e6
+    ds = None
+    return km2
+
+
+def cog_finish(classes: Path, out: Path, rounds: int, km2: float) -> None:
+    """Part 2: the class map's COG finish with one thread and with the engine's count."""
+    from coredino.cog import cog_options
+
     scratch = out / "classes_scratch.tif"
-    gdal.Translate(str(scratch), str(results[list(variants)[-1]]), format="GTiff",
+    gdal.Translate(str(scratch), str(classes), format="GTiff",
                    creationOptions=["TILED=YES", "BLOCKXSIZE=128", "BLOCKYSIZE=128", "COMPRESS=DEFLATE"])
     cog_variants = {}
     for threads in sorted({1, POLICY.threads}):
@@ -101,10 +117,10 @@ def main() -> None:
             gdal.Translate(str(path), str(scratch), format="COG", creationOptions=cog_options(128, "MODE", threads))
             return path
         cog_variants[f"NUM_THREADS={threads}"] = finish
-    rows, _, loads, identical, overviews = compare(cog_variants, args.cog_rounds, km2)
+    rows, _, loads, identical, overviews = compare(cog_variants, rounds, km2)
     ds = gdal.Open(str(scratch))
     print(f"\n2. COG finish of that class map ({ds.RasterXSize} x {ds.RasterYSize} cells, {overviews} overviews), "
-          f"{args.cog_rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
+          f"{rounds} interleaved rounds, load average {min(loads):.1f}-{max(loads):.1f}")
     ds = None
     print(table(rows, ["COG creation", "s (median)", "ms/km²", "speed-up"]))
     print(f"pixels and overviews identical: {identical}")
