@@ -77,6 +77,22 @@ def test_decision_needs_a_margin_larger_than_the_spread():
     assert d["old"]["wins"] and not d["close"]["wins"]
 
 
+def test_decision_pairs_the_folds_when_it_has_them():
+    def row(name, folds):  # one headline metric on three folds of very different difficulty
+        values = list(folds.values())
+        return {"name": name, "tasks": {"dubai": {"conv_accuracy": {"folds": {g: [v] for g, v in folds.items()}}}},
+                "headline": {"mean": float(np.mean(values)), "spread": float(np.std(values))}}
+    hard_easy = {"a": 0.3, "b": 0.6, "c": 0.9}
+    new = row("new", {g: v + 0.05 for g, v in hard_easy.items()})  # better by 0.05 on every fold
+    old = row("old", hard_easy)
+    mixed = row("mixed", {"a": 0.25, "b": 0.75, "c": 0.85})  # better on one fold only
+    d = decision([new, old, mixed], "new", ["old", "mixed"])
+    # unpaired, a 0.05 gain is lost in the 0.24 spread between folds; paired, it is the same on every fold
+    assert not d["old"]["unpaired_wins"] and d["old"]["wins"]
+    assert d["old"]["paired_margin"] == pytest.approx(0.05) and d["old"]["folds_better"] == 3
+    assert not d["mixed"]["wins"] and d["mixed"]["folds_better"] == 2
+
+
 # ----------------------------------------------------------------------------- real data
 
 

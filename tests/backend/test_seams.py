@@ -1,5 +1,6 @@
 """No tile seams: blended tiles change class across tile borders no more often than inside
-tiles, for the core-dino (YOLO11) and DINOv2 families, on real imagery with water."""
+tiles, for the core-dino (YOLO11) and DINOv2 families, on real imagery with water; and the
+bundled model has none even with cut tiles (it was trained with the context window)."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 from coredino.codebook import Codebook
 from coredino.encoders import ModelSpec
 from coredino.engine import DEFAULT_CODEBOOK, classify, fit_codebook
-from coredino.evaluate.seams import cluster_groups, grid_of, seam_stats_of
+from coredino.evaluate.seams import cluster_groups, grid_of, seam_stats, seam_stats_of
 from coredino.explore.embeddings import EmbeddingFile
 from coredino.params import ClassifyOptions, ClassifyParams, FitParams
 
@@ -35,7 +36,7 @@ def dinov2_codebook(tmp_path_factory, data) -> str:
 
 @pytest.mark.parametrize("family", ["core-dino", "dinov2"])
 def test_blended_tiles_have_no_seams(tmp_path, data, demo_raster, dinov2_codebook, family):
-    # the bundled model on the demo (its seams are the ones users saw); a tiny random DINOv2
+    # the bundled model on the demo; a tiny random DINOv2 on the river
     book = str(DEFAULT_CODEBOOK) if family == "core-dino" else dinov2_codebook
     groups = cluster_groups(Codebook.load(book), 32 if family == "core-dino" else 16)
     scene = str(demo_raster if family == "core-dino" else data / "caranavi_river_0p25m.tif")
@@ -46,8 +47,16 @@ def test_blended_tiles_have_no_seams(tmp_path, data, demo_raster, dinov2_codeboo
                                                                 blend=blend, embeddings=True)))
         ratios[blend] = seam_stats_of(str(out), groups).ratio
         jumps[blend] = feature_jump_ratio(out, tmp_path / f"{blend}_embeddings.tif")
-    if family == "core-dino":  # cut tiles: the seams users saw, and the metric sees them
-        assert ratios[False] > 1.2 and jumps[False] > 1.08, (ratios, jumps)
+    if family == "core-dino":
+        # trained so that a place's features do not depend on its tile: no seams even when cut
+        assert ratios[False] <= TARGET and jumps[False] <= TARGET, (ratios, jumps)
+        # the palette jump of a tile-dependent model (the first distilled candidates): every
+        # other tile's clusters moved to other groups; the metric must see it
+        ds = gdal.Open(str(tmp_path / "False.tif"))
+        grid, ids, nodata = grid_of(ds, "cut"), ds.ReadAsArray(), ds.GetRasterBand(1).GetNoDataValue()
+        odd = (grid.owners(grid.cells_y)[:, None] + grid.owners(grid.cells_x)[None, :]) % 2 == 1
+        shifted = np.where(odd & (ids != nodata), (ids + 1) % len(groups), ids)
+        assert seam_stats(shifted, int(nodata), grid, groups).ratio > 1.2
     # (a 2-layer random ViT has no tile-wide context to speak of: no seams even when cut)
     assert ratios[True] <= TARGET, (ratios, jumps)
     # the embeddings file (what `similar` and explore read) is as continuous as the classes

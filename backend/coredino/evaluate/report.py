@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .rotation import HEADLINE
@@ -16,20 +18,57 @@ def _cell(m: dict) -> str:
 
 
 def decision(rows: list[dict], candidate: str, against: list[str]) -> dict:
-    """Does ``candidate`` beat every model of ``against`` on the rotating-evaluation mean by more
-    than the spread (the larger of the two models' mean fold spreads)?"""
+    """Does ``candidate`` beat each model of ``against`` by more than the spread?
+
+    Paired (the rule): per headline metric, the candidate's fold mean minus the other's on the
+    same fold; the margin is the mean of these differences over folds and metrics, the spread the
+    mean over metrics of their std over folds. Both models see the same folds, so how hard a fold
+    is (most of each model's own spread) cancels out. Unpaired (reported beside it): the
+    difference of the rotating-evaluation means against the larger of the two models' spreads.
+    """
     by = {r["name"]: r for r in rows}
     if candidate not in by:
         return {}
-    cand = by[candidate]["headline"]
+    cand = by[candidate]
     out = {}
     for name in against:
         if name in by and name != candidate:
-            other = by[name]["headline"]
-            margin = cand["mean"] - other["mean"]
-            spread = max(cand["spread"], other["spread"])
-            out[name] = {"margin": round(margin, 4), "spread": round(spread, 4), "wins": margin > spread}
+            other = by[name]
+            margin = cand["headline"]["mean"] - other["headline"]["mean"]
+            spread = max(cand["headline"]["spread"], other["headline"]["spread"])
+            result = {"margin": round(margin, 4), "spread": round(spread, 4), "unpaired_wins": margin > spread}
+            paired = _paired(cand, other)
+            if paired:
+                result.update(paired_margin=round(paired[0], 4), paired_spread=round(paired[1], 4),
+                              folds_better=paired[2], folds=paired[3])
+            result["wins"] = paired[0] > paired[1] if paired else margin > spread
+            out[name] = result
     return out
+
+
+def _paired(a: dict, b: dict) -> Optional[tuple[float, float, int, int]]:
+    """(mean paired difference, mean spread of the differences, fold-metrics better, fold-metrics)."""
+    means, spreads, better, total = [], [], 0, 0
+    for task, metrics in a.get("tasks", {}).items():
+        for m in HEADLINE[task.split("@")[0]]:
+            fa = metrics.get(m, {}).get("folds", {})
+            fb = b.get("tasks", {}).get(task, {}).get(m, {}).get("folds", {})
+            diffs = [float(np.mean(fa[g]) - np.mean(fb[g])) for g in fa if g in fb]
+            if diffs:
+                means.append(float(np.mean(diffs)))
+                spreads.append(float(np.std(diffs)))
+                better += sum(d > 0 for d in diffs)
+                total += len(diffs)
+    return (float(np.mean(means)), float(np.mean(spreads)), better, total) if means else None
+
+
+def _verdict(name: str, v: dict) -> str:
+    text = f"vs {name}: "
+    if "paired_margin" in v:
+        text += (f"paired margin {v['paired_margin']:+.3f}, spread {v['paired_spread']:.3f}, better in "
+                 f"{v['folds_better']}/{v['folds']} fold-metrics; ")
+    text += f"unpaired margin {v['margin']:+.3f}, spread {v['spread']:.3f}"
+    return text + f" -> {'wins' if v['wins'] else 'does not win'}"
 
 
 def markdown(report: dict) -> str:
@@ -73,9 +112,8 @@ def markdown(report: dict) -> str:
               "± the spread over cities, and the lowest pair (`evaluate/context.py`): below 1, a "
               "tile's content shifts its features and the map changes palette at tile borders."]
     if report.get("decision"):
-        lines += ["", f"Decision for `{report['candidate']}`: " + "; ".join(
-            f"vs {k}: margin {v['margin']:+.3f}, spread {v['spread']:.3f} -> "
-            f"{'wins' if v['wins'] else 'does not win'}" for k, v in report["decision"].items())]
+        lines += ["", f"Decision for `{report['candidate']}` (wins: paired margin larger than the paired "
+                  f"spread; unpaired figures beside): " + "; ".join(_verdict(k, v) for k, v in report["decision"].items())]
         gate = report.get("context_gate")
         cand = next((r for r in rows if r["name"] == report["candidate"]), None)
         if gate and cand and cand.get("context"):

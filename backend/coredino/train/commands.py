@@ -94,7 +94,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100, help="(default: %(default)s)")
     p.add_argument("--log-every", type=int, default=10, help="(default: %(default)s)")
     p.add_argument("--calib-batches", type=int, default=32,
-                   help="clean batches for the BatchNorm recalibration before export (default: %(default)s)")
+                   help="clean batches for the BatchNorm recalibration before export; 0 keeps the "
+                        "running statistics of training (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda (default: %(default)s)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")

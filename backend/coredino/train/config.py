@@ -101,6 +101,8 @@ class TrainConfig:
             raise UserError("--objective distill does not use --local-crops; drop the option")
         if any(g <= 0 for g in self.gsds):
             raise UserError(f"--gsds {self.gsds}: every GSD must be positive")
+        if self.calib_batches < 0:
+            raise UserError(f"--calib-batches {self.calib_batches} must be 0 (keep training's statistics) or more")
         if not 0 <= self.context_window < 1:
             raise UserError(f"--context-window {self.context_window} must be in [0, 1) (0: off)")
         if not 0 <= self.jitter_strength < 1:

@@ -378,8 +378,11 @@ class Trainer:
     # ----------------------------------------------------------------------- export
 
     def calibrated(self, layers: nn.ModuleList) -> nn.ModuleList:
-        """A copy of ``layers`` (0-22) with BatchNorm statistics recalibrated on clean crops."""
+        """A copy of ``layers`` (0-22) with BatchNorm statistics recalibrated on clean crops
+        (``--calib-batches 0``: the running statistics of training, kept as they are)."""
         copy_ = copy.deepcopy(layers).to(self.device)
+        if not self.cfg.calib_batches:
+            return copy_
         batches = self.sampler.clean_batches(self.cfg.calib_batches, self.cfg.batch_size, self.cfg.seed)
         recalibrate_batchnorm(copy_, to_device(batches, self.device))
         return copy_
@@ -404,8 +407,9 @@ class Trainer:
                 raise UserError(f"{path}: exported weights give non-finite features")
             info[name] = {"path": str(path), "sha256": sha256_file(path)}
         (self.out / "export.json").write_text(json.dumps(info, indent=2))
-        self.log(f"coredino: exported {info['student']['path']} (BatchNorm recalibrated on "
-                 f"{c.calib_batches} clean batches)")
+        self.log(f"coredino: exported {info['student']['path']} (BatchNorm " + (
+            f"recalibrated on {c.calib_batches} clean batches)" if c.calib_batches else
+            "statistics of training, not recalibrated)"))
         return info
 
     def close(self) -> None:
