@@ -318,5 +318,7 @@ def test_context_window_pulls_one_location_seen_in_two_contexts_together(rasters
     trainer.close()
     agreement = [h["context_cos"] for h in trainer.history]
     assert len(agreement) == 8 and agreement[-1] > agreement[0], agreement  # the two contexts converge
+    from coredino.train.plot import plot_curves  # the distillation curves: cosine and context panels
+    assert plot_curves(tmp_path / "train_log.jsonl", tmp_path / "curves.png").stat().st_size > 10_000
     with pytest.raises(UserError, match="context-window"):
         TrainConfig(data=rasters, out=str(tmp_path), context_window=1.0)

@@ -27,10 +27,13 @@ def plot_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, title:
     ax = axes[0, 0]
     ax.plot(steps, series("loss_mean"), c="tab:blue", label="loss (mean over log interval)")
     ax.set_ylabel("loss", color="tab:blue")
-    twin = ax.twinx()
-    twin.plot(steps, series("kl"), c="tab:orange", alpha=0.8, label="KL(teacher || student)")
-    twin.set_ylabel("KL (nats)", color="tab:orange")
-    ax.set_title("dense DINO loss (left) and KL(teacher || student) (right)")
+    distill = any("cosine" in r for r in recs)  # distillation: no EMA teacher, no KL
+    if not distill:
+        twin = ax.twinx()
+        twin.plot(steps, series("kl"), c="tab:orange", alpha=0.8, label="KL(teacher || student)")
+        twin.set_ylabel("KL (nats)", color="tab:orange")
+    ax.set_title("distillation loss (1 - cosine to the prior)" if distill else
+                 "dense DINO loss (left) and KL(teacher || student) (right)")
     ax = axes[0, 1]
     if recs and "log_k" in recs[0]:
         log_k = recs[0]["log_k"]
@@ -45,9 +48,13 @@ def plot_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, title:
         ax.set_yscale("log")
         ax.set_title("student GSD of the logged step (m)")
     ax = axes[0, 2]
-    if any("cosine" in r for r in recs):  # distillation: agreement with the prior
-        ax.plot(steps, series("cosine"), c="tab:green")
-        ax.set_title("mean cosine(student projection, prior)")
+    if distill:  # agreement with the prior, and of one place seen in two contexts
+        ax.plot(steps, series("cosine"), c="tab:green", label="student projection vs prior")
+        context = [(r["step"], r["context_cos"]) for r in recs if "context_cos" in r]
+        if context:
+            ax.plot(*zip(*context), ".", c="tab:purple", ms=3, label="centre alone vs whole view")
+            ax.legend(fontsize=8)
+        ax.set_title("mean cosine")
     else:
         ax.plot(steps, series("feature_std"), c="tab:green")
         ax.set_title("feature std across batch (x sqrt C; 0 = collapsed)")
