@@ -12,7 +12,7 @@ Variants (``--variants``, comma-separated):
   baseline-passive  the same with OMP_WAIT_POLICY=PASSIVE
   torch           this checkout, --runtime torch (threads and wait policy set by the engine)
   onnx            this checkout, --runtime onnx (the default `auto` on a CPU)
-  onnx-spin       the same with OMP_WAIT_POLICY=ACTIVE (threads spin)
+  onnx-spin       the same with OMP_WAIT_POLICY=ACTIVE (OpenMP threads spin: torch's, faiss's)
   torch-cut / onnx-cut / onnx-spin-cut  --no-blend: tiles cut at their cores as the baseline did (same map
                   layout, so its ids compare cell for cell; blending is the default since #10)
   int8 / bf16     this checkout, reduced precision (ids compared with the first variant)

@@ -1,6 +1,9 @@
 """Shared fixtures: real imagery shipped in the repo (tests/data, resources)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("GDAL_PAM_ENABLED", "NO")  # QGIS would write .aux.xml statistics beside test data
+if "COREDINO_CACHE" not in os.environ:  # ONNX exports, service files: never in the user's ~/.cache
+    os.environ["COREDINO_CACHE"] = tempfile.mkdtemp(prefix="coredino-tests-cache-")
+    atexit.register(shutil.rmtree, os.environ["COREDINO_CACHE"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -13,10 +14,11 @@ from osgeo import gdal
 from coredino.codebook import Assigner
 from coredino.encoders import ModelSpec, build_encoder
 from coredino.encoders import runtime
-from coredino.encoders.onnx_export import export_key, sidecar
+from coredino.encoders.onnx_export import export_key, real_tiles, sidecar
 from coredino.engine import CHECK_RASTER, classify, load_codebook
 from coredino.errors import UserError
 from coredino.params import ClassifyOptions, ClassifyParams
+from coredino.threads import split_map, split_rows
 
 CPU = torch.device("cpu")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,10 +37,10 @@ def test_cli_sets_threads_and_passive_wait_before_torch():
     assert json.loads(done.stdout)["threads"] == 1 and json.loads(done.stdout)["runtimes"] == ["torch", "onnx"]
     probe = ("from coredino.cli import _threads_arg; from coredino.threads import configure_threads; "
              "p = configure_threads(_threads_arg(['classify', 'x.tif', '--threads', '1'])); import os, torch; "
-             "print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], p.spin)")
-    assert _python(probe).stdout.split() == ["1", "PASSIVE", "False"]
-    # a wait policy the user set is honoured (and ONNX Runtime then spins too)
-    assert _python(probe, OMP_WAIT_POLICY="ACTIVE").stdout.split() == ["1", "ACTIVE", "True"]
+             "print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], p.wait_policy)")
+    assert _python(probe).stdout.split() == ["1", "PASSIVE", "PASSIVE"]
+    # a wait policy the user set is honoured
+    assert _python(probe, OMP_WAIT_POLICY="ACTIVE").stdout.split() == ["1", "ACTIVE", "ACTIVE"]
     bad = _python(info, COREDINO_THREADS="many")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("coredino: error: COREDINO_THREADS")
     assert "Traceback" not in bad.stderr
@@ -101,6 +103,27 @@ def test_onnx_export_is_checked_cached_reused_and_rebuilt(fresh_cache, codebook)
     _prepare(encoder, book, side)
     assert json.loads(sidecar(key.path).read_text())["key"]["torch"] == torch.__version__
     assert not [p for p in key.path.parent.iterdir() if ".tmp" in p.name]
+
+
+def test_batches_split_among_compute_workers_match_one_thread(fresh_cache, codebook, monkeypatch):
+    """Each worker runs its share of a batch single-threaded: the features and ids are those of
+    one thread running the whole batch, bit for bit (no worker gets a lone tile)."""
+    book = load_codebook(codebook)
+    encoder = build_encoder(ModelSpec("core-dino", "n", "random", 16), CPU)
+    side = int(book.recipe["tile"]) * encoder.patch
+    fast, _ = _prepare(encoder, book, side)
+    tiles = real_tiles(CHECK_RASTER, side, 5)
+    assert [s.stop - s.start for s in split_rows(5, 2, least=2)] == [2, 3]
+    assert split_rows(3, 2, least=2) == [slice(0, 3)] and split_rows(0, 2) == [slice(0, 0)]
+    assigner, runs = Assigner(book, CPU), {}
+    for threads in ("2", "1"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        workers = set(split_map(lambda _: threading.current_thread().name, range(4)))
+        assert all(name.startswith("coredino-compute") for name in workers) == (threads == "2")
+        with torch.inference_mode():
+            feats = fast(tiles)
+        runs[threads] = feats, assigner(feats.permute(0, 2, 3, 1).reshape(-1, encoder.dim))
+    assert torch.equal(runs["2"][0], runs["1"][0]) and torch.equal(runs["2"][1], runs["1"][1])
 
 
 def test_classify_onnx_matches_torch_and_reduced_precision_reports_agreement(fresh_cache, codebook,

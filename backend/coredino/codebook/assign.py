@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..threads import current_policy, split_map, split_rows
 from .codebook import Codebook
 
 
@@ -144,8 +145,16 @@ class _ExactCpuScorer:
         return torch.from_numpy(ids)
 
     def _search(self, q: np.ndarray) -> np.ndarray:
+        """Ids of the rows of ``q``, the rows split among the compute workers (threads.py)."""
         if self.index.ntotal == 1:
             return np.zeros(len(q), np.int64)
+        parts = split_rows(len(q), current_policy().threads, least=256)
+        return np.concatenate(split_map(lambda part: self._search_part(q[part]), parts))
+
+    def _search_part(self, q: np.ndarray) -> np.ndarray:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # this worker's share, single-threaded (threads.split_map)
         scores, ids = self.index.search(q, 2)
         bound = self.rel * np.linalg.norm(q, axis=1) * self.max_norm
         unsure = ~(scores[:, 0] - scores[:, 1] > 2 * bound)  # NaN scores are unsure too

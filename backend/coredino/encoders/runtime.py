@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ..errors import UserError
 from ..params import ClassifyOptions
-from ..threads import current_policy
+from ..threads import current_policy, split_map, split_rows
 from .base import Encoder
 from .onnx_export import cached_entry, cosine_and_ids, export_key, export_onnx, publish, real_tiles
 
@@ -108,20 +109,22 @@ class OnnxEncoder(_Wrapper):
         self.session = _session(str(path))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of a batch, split among the compute workers (at least 2 tiles each: a lone
+        tile takes other kernels, whose last bits differ)."""
         if tuple(x.shape[1:]) != (3, self.side, self.side):
             raise ValueError(f"this ONNX export takes (n, 3, {self.side}, {self.side}), got {tuple(x.shape)}")
         pixels = x.detach().float().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"pixels": pixels})[0])
+        parts = split_rows(len(pixels), current_policy().threads, least=2)
+        run = lambda part: self.session.run(None, {"pixels": pixels[part]})[0]  # noqa: E731
+        return torch.from_numpy(np.concatenate(split_map(run, parts)))
 
 
 def _session(path: str):
     import onnxruntime as ort
 
-    policy = current_policy()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = policy.threads
+    options.intra_op_num_threads = 1  # the threads split the batch instead (threads.split_map)
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if policy.spin else "0")
     options.log_severity_level = 3
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
