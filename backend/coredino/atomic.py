@@ -55,7 +55,7 @@ def output_lock(path: str | os.PathLike, companions: Iterable[str | os.PathLike]
     dies, even killed, releases the lock with its process. Once held, temporaries of ``path`` and
     of its ``companions`` (sidecars written with it) can only be leftovers of a killed writer:
     they are removed. The lock file is removed on release. Without ``fcntl`` (Windows) nothing
-    is locked and nothing removed.
+    is locked, created or removed.
     """
     path = Path(path)
     lock = path.with_name(f".{path.name}.lock")
@@ -65,21 +65,24 @@ def output_lock(path: str | os.PathLike, companions: Iterable[str | os.PathLike]
     except OSError as exc:
         raise UserError(f"{path}: cannot write there ({exc.strerror or exc}); choose another "
                         f"output folder") from None
+    if fd is None:
+        yield path
+        return
     try:
-        targets = [path, *map(Path, companions)] if fcntl is not None else []
-        for stale in (p for target in targets for p in stale_temporaries(target)):
-            stale.unlink(missing_ok=True)
+        for target in [path, *map(Path, companions)]:
+            for stale in stale_temporaries(target):
+                stale.unlink(missing_ok=True)
         yield path
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # while held: nobody locks a file that is about to vanish
         os.close(fd)
 
 
-def _acquire(lock: Path, path: Path, wait: Optional[Callable[[str], None]]) -> int:
-    while True:
+def _acquire(lock: Path, path: Path, wait: Optional[Callable[[str], None]]) -> Optional[int]:
+    """The descriptor of ``lock``, locked; None without ``fcntl`` (Windows cannot delete a file
+    that is open, so no lock file is made there)."""
+    while fcntl is not None:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:
-            return fd
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -100,3 +103,4 @@ def _acquire(lock: Path, path: Path, wait: Optional[Callable[[str], None]]) -> i
             os.write(fd, f"{os.getpid()}\n".encode())
             return fd
         os.close(fd)
+    return None
