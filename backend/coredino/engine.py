@@ -118,7 +118,7 @@ def _classify(params: ClassifyParams, progress: Progress, codebook: Codebook, en
     device = next(encoder.parameters()).device
     assigner = Assigner(codebook, device)
     encoder, notes = prepare_encoder(encoder, opts.runtime, opts.precision, tile * encoder.patch,
-                                     assigner, CHECK_RASTER, opts.compile)
+                                     assigner, CHECK_RASTER, opts.compile, progress)
     raster, grid = open_tiled(params.input, codebook, encoder.patch, opts)
     try:
         if rows is not None:

@@ -14,6 +14,7 @@ import pytest
 import torch
 from osgeo import gdal
 
+from coredino import atomic
 from coredino.atomic import OutputBusy, output_lock, stale_temporaries, temp_name
 from coredino.cli import main
 from coredino.codebook import Codebook
@@ -249,6 +250,18 @@ def test_d5_a_second_writer_is_refused_and_stale_temporaries_are_cleaned(tmp_pat
     with output_lock(out), pytest.raises(OutputBusy):
         with output_lock(out):  # a second lock, even from this process, is refused
             pass
+
+
+def test_d5_without_flock_nothing_is_locked_made_or_removed(tmp_path, monkeypatch):
+    """Windows has no fcntl: writers run side by side as before, and no lock file is made (Windows
+    cannot delete an open one) nor another writer's temporary removed."""
+    monkeypatch.setattr(atomic, "fcntl", None)
+    out = tmp_path / "c_classes.tif"
+    other = temp_name(out, ".scratch.tif")
+    other.write_bytes(b"another writer's")
+    with output_lock(out), output_lock(out, wait=lambda holder: pytest.fail("waited")):
+        assert list(tmp_path.iterdir()) == [other]
+    assert list(tmp_path.iterdir()) == [other]
 
 
 # -- D6, R5: training checkpoints --------------------------------------------------------------------

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -14,10 +15,12 @@ from osgeo import gdal
 from coredino.codebook import Assigner
 from coredino.encoders import ModelSpec, build_encoder
 from coredino.encoders import runtime
+from coredino.atomic import temp_name
 from coredino.encoders.onnx_export import export_key, real_tiles, sidecar
 from coredino.engine import CHECK_RASTER, classify, load_codebook
-from coredino.errors import UserError
+from coredino.errors import Cancelled, UserError
 from coredino.params import ClassifyOptions, ClassifyParams
+from coredino.progress import Progress
 from coredino.threads import split_map, split_rows
 
 CPU = torch.device("cpu")
@@ -124,6 +127,107 @@ def test_batches_split_among_compute_workers_match_one_thread(fresh_cache, codeb
             feats = fast(tiles)
         runs[threads] = feats, assigner(feats.permute(0, 2, 3, 1).reshape(-1, encoder.dim))
     assert torch.equal(runs["2"][0], runs["1"][0]) and torch.equal(runs["2"][1], runs["1"][1])
+
+
+# A process preparing core-dino n (random weights) on ONNX Runtime once a go file exists, printing its
+# progress messages, logging coredino's INFO lines and saving its features on a fixed input.
+PREPARER = textwrap.dedent("""
+    import logging, pathlib, sys, time
+    from coredino.threads import configure_threads
+    configure_threads(1)
+    import numpy as np, torch
+    from coredino.encoders import ModelSpec, build_encoder
+    from coredino.encoders.runtime import prepare_encoder
+    from coredino.engine import CHECK_RASTER
+    from coredino.progress import Progress
+    logging.basicConfig(format="log: %(message)s")
+    logging.getLogger("coredino").setLevel(logging.INFO)
+    side, go, out = int(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+    encoder = build_encoder(ModelSpec("core-dino", "n", "random", 16), torch.device("cpu"))
+    print("ready", flush=True)
+    while not go.exists():
+        time.sleep(0.01)
+    progress = Progress(lambda fraction, message: print(message, flush=True))
+    fast, _ = prepare_encoder(encoder, "onnx", "fp32", side, None, CHECK_RASTER, progress=progress)
+    with torch.inference_mode():
+        np.save(out, fast(torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(1))).numpy())
+""")
+# A process holding the export lock of that model until it is killed.
+HOLDER = textwrap.dedent("""
+    import sys, time, torch
+    from coredino.encoders import ModelSpec, build_encoder
+    from coredino.encoders.onnx_export import export_key, export_lock
+    encoder = build_encoder(ModelSpec("core-dino", "n", "random", 16), torch.device("cpu"))
+    with export_lock(export_key(encoder, int(sys.argv[1]), "fp32")):
+        print("held", flush=True)
+        time.sleep(120)
+""")
+LOCK_SIDE = 64  # 4 x 4 cells: the export, not the features, is under test
+
+
+def _spawn(code: str, *args) -> subprocess.Popen:
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    environ.update(PYTHONPATH=os.path.join(ROOT, "backend"))
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=environ, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _lock_key():
+    return export_key(build_encoder(ModelSpec("core-dino", "n", "random", 16), CPU), LOCK_SIDE, "fp32")
+
+
+def _assert_published_alone(key) -> None:
+    """The entry is published and checked, with no temporary and no lock file left beside it."""
+    assert json.loads(sidecar(key.path).read_text())["passed"]
+    assert sorted(p.name for p in key.path.parent.iterdir()) == sorted([key.path.name, sidecar(key.path).name])
+
+
+def test_processes_preparing_one_export_together_export_it_once(fresh_cache, tmp_path):
+    go = tmp_path / "go"
+    workers = [_spawn(PREPARER, LOCK_SIDE, go, tmp_path / f"{name}.npy") for name in "ab"]
+    try:
+        assert [w.stdout.readline().strip() for w in workers] == ["ready", "ready"]
+        go.touch()  # both look up the cache at the same moment
+        outputs = [w.communicate(timeout=120) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    key = _lock_key()
+    exported = [err.count(f"log: exported core-dino:n@16 to {key.path} in ") for _, err in outputs]
+    assert sorted(exported) == [0, 1], outputs  # one export in all
+    out, err = outputs[exported.index(0)]
+    waiting = f"waiting for another process's export of {key.path.name} (pid {workers[exported.index(1)].pid})"
+    assert waiting in out.splitlines() and f"log: {waiting}" in err.splitlines()
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    _assert_published_alone(key)
+
+
+def test_a_killed_exporter_releases_the_export_to_the_next_process(fresh_cache, tmp_path):
+    key, go = _lock_key(), tmp_path / "go"
+    holder = _spawn(HOLDER, LOCK_SIDE)
+    worker = _spawn(PREPARER, LOCK_SIDE, go, tmp_path / "features.npy")
+    try:
+        assert holder.stdout.readline().strip() == "held" and worker.stdout.readline().strip() == "ready"
+        leftover = temp_name(key.path, ".tmp.onnx")  # what an exporter killed mid-way leaves
+        leftover.write_bytes(b"half an export")
+        cancel = Progress()
+        cancel.cancel.set()  # a job cancelled while it waits stops waiting
+        with pytest.raises(Cancelled):
+            runtime.prepare_encoder(build_encoder(ModelSpec("core-dino", "n", "random", 16), CPU),
+                                    "onnx", "fp32", LOCK_SIDE, None, CHECK_RASTER, progress=cancel)
+        go.touch()
+        waiting = f"waiting for another process's export of {key.path.name} (pid {holder.pid})"
+        assert worker.stdout.readline().strip() == waiting
+        holder.kill()  # SIGKILL: no clean-up runs, the kernel releases the lock
+        out, err = worker.communicate(timeout=120)
+    finally:
+        holder.kill()
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert err.count(f"log: exported core-dino:n@16 to {key.path} in ") == 1, err
+    assert not leftover.exists()
+    _assert_published_alone(key)
 
 
 def test_classify_onnx_matches_torch_and_reduced_precision_reports_agreement(fresh_cache, codebook,

@@ -4,6 +4,12 @@ The file lives in ``<coredino cache>/onnx/`` with a JSON sidecar naming what it 
 from, the sha256 of the ``.onnx`` bytes and the numerical check it passed. A cache entry whose
 sidecar is missing, unreadable, for another key or whose bytes have another hash is rebuilt,
 never trusted; so is one that ONNX Runtime cannot load or that no longer matches torch.
+
+One process at a time exports a key (:func:`export_lock`, the advisory lock of
+:func:`coredino.atomic.output_lock`): the others (Ray batch workers, two commands started
+together) wait for it and then load what it published; if it published nothing (its check
+failed, or it was killed, which releases the lock), the next one exports on its own. On Windows
+nothing is locked: each process exports for itself, as before.
 """
 
 from __future__ import annotations
@@ -14,16 +20,18 @@ import logging
 import os
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
 from coredino_contract.protocol import cache_dir
 
-from ..atomic import atomic_open
+from ..atomic import atomic_open, output_lock, temp_name
+from ..progress import Progress
 from .base import Encoder
 from .weights import sha256_file
 
@@ -70,10 +78,29 @@ def cached_entry(key: ExportKey) -> Optional[dict]:
         meta = json.loads(sidecar(path).read_text())
         if meta.get("key") == key.as_dict() and meta.get("onnx_sha256") == sha256_file(path):
             return meta
-        log.warning("ONNX cache %s is stale or corrupt: rebuilding it", path.name)
     except (OSError, ValueError, AttributeError):
         pass
     return None
+
+
+@contextmanager
+def export_lock(key: ExportKey, progress: Optional[Progress] = None) -> Iterator[None]:
+    """Be the only process exporting ``key``; while another one is, wait for it, saying so in the
+    log and in ``progress`` (whose cancellation stops the wait). Removes the temporaries of an
+    exporter that was killed."""
+    waited = False
+
+    def wait(holder: str) -> None:
+        nonlocal waited
+        message = f"waiting for another process's export of {key.path.name} (pid {holder})"
+        if not waited:
+            log.info("%s", message)
+            waited = True
+        if progress is not None:
+            progress.update(0.0, message)
+
+    with output_lock(key.path, [sidecar(key.path)], wait):
+        yield
 
 
 def export_onnx(encoder: Encoder, key: ExportKey, fp32_path: Optional[Path] = None) -> Path:
@@ -81,7 +108,7 @@ def export_onnx(encoder: Encoder, key: ExportKey, fp32_path: Optional[Path] = No
     ``key.path``; :func:`publish` moves it into the cache once it passed its check."""
     path = key.path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    tmp = temp_name(path, ".tmp.onnx")  # a killed exporter's is removed by the next export_lock
     try:
         if key.precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -95,7 +122,12 @@ def export_onnx(encoder: Encoder, key: ExportKey, fp32_path: Optional[Path] = No
 
 
 def publish(key: ExportKey, tmp: Path, check: dict) -> dict:
-    """Move a checked export into the cache, then write its sidecar (with ``check``'s figures)."""
+    """Move a checked export into the cache and write its sidecar (with ``check``'s figures).
+
+    The old sidecar goes first and the new one comes last, so a sidecar is only ever beside the
+    file it describes (its sha256 is checked anyway: a reader never trusts a mismatched pair).
+    """
+    sidecar(key.path).unlink(missing_ok=True)
     os.replace(tmp, key.path)
     meta = {"key": key.as_dict(), "onnx_sha256": sha256_file(key.path), **check}
     with atomic_open(sidecar(key.path)) as f:

@@ -5,6 +5,7 @@ autocast wrapper (torch, bf16) or an :class:`OnnxEncoder` (ONNX Runtime's CPU pr
 dynamically quantised int8). The ONNX file is exported once and cached (:mod:`.onnx_export`);
 before a new file is cached its features are compared with torch's on real tiles (the demo
 raster): lowest per-patch cosine >= 0.9999 and >= 99.9 % identical codebook ids for fp32.
+Processes preparing the same export at once export it once: the others wait for it.
 Reduced precision is never the default: its id agreement with fp32 on the same tiles is
 returned as a note for the user.
 
@@ -25,11 +26,13 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import Cancelled, UserError
 from ..params import ClassifyOptions
+from ..progress import Progress
 from ..threads import current_policy, split_map, split_rows
 from .base import Encoder
-from .onnx_export import cached_entry, cosine_and_ids, export_key, export_onnx, publish, real_tiles
+from .onnx_export import (ExportKey, cached_entry, cosine_and_ids, export_key, export_lock,
+                          export_onnx, publish, real_tiles)
 
 MIN_COSINE = 0.9999
 MIN_SAME_IDS = 0.999
@@ -130,12 +133,13 @@ def _session(path: str):
 
 
 def prepare_encoder(encoder: Encoder, runtime: str, precision: str, side: int,
-                    assign_ids: Optional[AssignIds], check_raster: Path,
-                    compile: bool = False) -> tuple[Encoder, list[str]]:
+                    assign_ids: Optional[AssignIds], check_raster: Path, compile: bool = False,
+                    progress: Optional[Progress] = None) -> tuple[Encoder, list[str]]:
     """The encoder a job runs, and notes for the user (reduced precision's id agreement).
 
     runtime/precision: as the user asked (``auto`` resolved here); side: the tile side in pixels;
-    assign_ids: the job's codebook search (ids of (n, dim) features) for the id checks.
+    assign_ids: the job's codebook search (ids of (n, dim) features) for the id checks;
+    progress: told while waiting for another process's export of the same model.
     """
     if isinstance(encoder, _Wrapper):
         encoder = encoder.inner
@@ -150,7 +154,8 @@ def prepare_encoder(encoder: Encoder, runtime: str, precision: str, side: int,
                         f"--precision fp32 (or bf16)")
     key = (id(encoder), side, chosen, precision, current_policy())
     if key not in _PREPARED:  # one export check and session per process (service, batch)
-        _PREPARED[key] = _prepare(encoder, chosen, runtime, precision, side, assign_ids, check_raster)
+        _PREPARED[key] = _prepare(encoder, chosen, runtime, precision, side, assign_ids, check_raster,
+                                  progress)
     return _PREPARED[key]
 
 
@@ -158,13 +163,14 @@ _PREPARED: dict[tuple, tuple[Encoder, list[str]]] = {}
 
 
 def _prepare(encoder: Encoder, chosen: str, runtime: str, precision: str, side: int,
-             assign_ids: Optional[AssignIds], check_raster: Path) -> tuple[Encoder, list[str]]:
+             assign_ids: Optional[AssignIds], check_raster: Path,
+             progress: Optional[Progress]) -> tuple[Encoder, list[str]]:
     if chosen == "torch":
         fast: Encoder = Bf16Encoder(encoder)
     else:
         try:
-            fast = _onnx_encoder(encoder, side, "fp32", assign_ids, check_raster)
-        except UserError:
+            fast = _onnx_encoder(encoder, side, "fp32", assign_ids, check_raster, progress)
+        except (UserError, Cancelled):
             raise
         except Exception as exc:  # the exporter's or the check's failure
             if runtime == "onnx" or precision == "int8":
@@ -174,7 +180,7 @@ def _prepare(encoder: Encoder, chosen: str, runtime: str, precision: str, side: 
             return encoder, [f"ONNX Runtime skipped: the export of {encoder.id} failed or differs "
                              f"from torch ({exc}); running torch"]
         if precision == "int8":
-            fast = _onnx_encoder(encoder, side, "int8", assign_ids, check_raster, fast.path)
+            fast = _onnx_encoder(encoder, side, "int8", assign_ids, check_raster, progress, fast.path)
     if precision == "fp32":
         return fast, []
     same = _agreement(encoder, fast, side, assign_ids, check_raster)
@@ -187,28 +193,51 @@ class _CheckFailed(Exception):
 
 
 def _onnx_encoder(encoder: Encoder, side: int, precision: str, assign_ids: Optional[AssignIds],
-                  check_raster: Path, fp32_path: Optional[Path] = None) -> OnnxEncoder:
+                  check_raster: Path, progress: Optional[Progress],
+                  fp32_path: Optional[Path] = None) -> OnnxEncoder:
     """The cached export for this key; exported, checked and cached when missing, stale or corrupt.
 
-    A cached fp32 file is checked again on one tile at every load (never trusted).
+    A cached fp32 file is checked again on one tile at every load (never trusted). Only the
+    holder of the key's :func:`~.onnx_export.export_lock` exports: a process that finds no usable
+    entry takes the lock (waiting while another process exports) and looks again before it
+    exports, so it loads what the other one published, or exports itself if nothing was.
     """
     key = export_key(encoder, side, precision)
-    if cached_entry(key) is not None:
-        try:
-            fast = OnnxEncoder(encoder, key.path, side, precision)
-            if precision != "fp32" or _check(encoder, fast, real_tiles(check_raster, side, 1), None)["passed"]:
-                return fast
-            problem = "does not match torch"
-        except Exception as exc:  # ONNX Runtime refuses the file
-            problem = f"does not load ({exc})"
-        log.warning("ONNX cache %s %s: rebuilding it", key.path.name, problem)
+    fast, _ = _cached(encoder, key, check_raster)
+    if fast is not None:
+        return fast
+    with export_lock(key, progress):
+        fast, problem = _cached(encoder, key, check_raster)  # published while we waited?
+        if fast is not None:
+            return fast
+        if problem:
+            log.warning("ONNX cache %s %s: rebuilding it", key.path.name, problem)
+        return _export(encoder, key, assign_ids, check_raster, fp32_path)
+
+
+def _cached(encoder: Encoder, key: ExportKey, check_raster: Path) -> tuple[Optional[OnnxEncoder], str]:
+    """The usable cache entry of ``key``, or None and what is wrong with it ('' when absent)."""
+    if cached_entry(key) is None:
+        return None, "is stale or corrupt" if key.path.exists() else ""
+    try:
+        fast = OnnxEncoder(encoder, key.path, key.side, key.precision)
+        if key.precision != "fp32" or _check(encoder, fast, real_tiles(check_raster, key.side, 1), None)["passed"]:
+            return fast, ""
+        return None, "does not match torch"
+    except Exception as exc:  # ONNX Runtime refuses the file
+        return None, f"does not load ({exc})"
+
+
+def _export(encoder: Encoder, key: ExportKey, assign_ids: Optional[AssignIds], check_raster: Path,
+            fp32_path: Optional[Path]) -> OnnxEncoder:
+    """Export ``key``, check fp32 against torch on the check tiles, and publish it if it passed."""
     start = time.perf_counter()
     tmp = export_onnx(encoder, key, fp32_path)
     try:
-        fast = OnnxEncoder(encoder, tmp, side, precision)
+        fast = OnnxEncoder(encoder, tmp, key.side, key.precision)
         figures = {"export_seconds": round(time.perf_counter() - start, 2)}
-        if precision == "fp32":
-            tiles = real_tiles(check_raster, side)
+        if key.precision == "fp32":
+            tiles = real_tiles(check_raster, key.side)
             figures.update(_check(encoder, fast, tiles, assign_ids))
             if not figures["passed"]:
                 raise _CheckFailed(f"lowest patch cosine {figures['cosine_min']:.6f}, "
