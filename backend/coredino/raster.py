@@ -140,9 +140,8 @@ class PixelScale:
 
     def __call__(self, values: Pixels, valid: Pixels) -> Pixels:
         if isinstance(values, np.ndarray):
-            xp = np
-        else:
-            import torch as xp  # a tensor came in: torch is loaded already
+            return self._numpy(values, valid)
+        import torch as xp  # a tensor came in: torch is loaded already
         values = xp.asarray(values, dtype=xp.float32)
         if self.stretch is None:
             values = values * (1.0 / 255.0)
@@ -150,6 +149,21 @@ class PixelScale:
             lo, span = self._bounds_for(values, xp)
             values = xp.clip((values - lo) / span, 0.0, 1.0)
         return xp.where(valid, values, 0.0)
+
+    def _numpy(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The same in place on one new float32 array: one pass fewer (two for an all-valid
+        window), on the CPU path's reader thread, which shares the cores with the model."""
+        out = values.astype(np.float32)
+        if self.stretch is None:
+            out *= np.float32(1.0 / 255.0)
+        else:
+            lo, span = self._bounds_for(out, np)
+            out -= lo
+            out /= span
+            np.clip(out, 0.0, 1.0, out=out)
+        if not valid.all():
+            out[:, ~valid] = 0.0
+        return out
 
     def _bounds_for(self, values: Pixels, xp) -> tuple:
         key = np if xp is np else values.device
