@@ -121,10 +121,13 @@ def main() -> None:
     old_scorer = _Scorer(torch.from_numpy(book.centroids), book.metric)
     a = torch.randn(2048, 2048)
 
-    def old_assign() -> torch.Tensor:  # the engine before #16: whole-row matmul + argmax
+    def old_assign() -> torch.Tensor:  # the engine before #16: whole-row matmul (+ l2 bias) + argmax
         out = []
         for i0 in range(0, len(feats), 1024):
-            out.append((feats[i0:i0 + 1024] @ old_scorer.centroids_t).argmax(1))
+            scores = feats[i0:i0 + 1024] @ old_scorer.centroids_t
+            if old_scorer.bias is not None:
+                scores += old_scorer.bias
+            out.append(scores.argmax(1))
         return torch.cat(out)
 
     variants = {

@@ -9,9 +9,10 @@ spinning (``OMP_WAIT_POLICY=PASSIVE``) and uses as many threads as the cores it 
 Even sleeping, a fork-join inside every op (ONNX Runtime's intra-op pool, OpenMP in faiss and
 its BLAS) waits at each op for its slowest thread, and any other busy thread (the engine's own
 reader and writer, a browser) delays one of them: ONNX Runtime ran the default model 1.5-1.7x
-slower beside one 30 %-busy thread (docs/benchmarks.md, section 6). The engine's two hot loops (the ONNX encoder and the exact
-faiss search) therefore split each batch among :func:`split_map`'s workers instead, one per
-thread, each running its share single-threaded: one join per batch instead of one per op.
+slower beside one 30 %-busy thread (docs/benchmarks.md, section 6). The engine's two hot loops
+(the ONNX encoder and the exact faiss search) therefore split each batch among
+:func:`split_map`'s workers instead, one per thread, each running its share single-threaded:
+one join per batch instead of one per op.
 
 Knobs: ``COREDINO_THREADS`` (or ``--threads``) sets the thread count; an ``OMP_WAIT_POLICY`` or
 ``OMP_NUM_THREADS`` already in the environment is honoured as is.
@@ -102,7 +103,8 @@ def split_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     the policy, each item on one worker) when the policy has several threads, else right here.
 
     ``fn`` must run single-threaded (an ONNX Runtime session with one intra-op thread; faiss
-    after ``faiss.omp_set_num_threads(1)``, which holds for the calling worker only).
+    after ``faiss.omp_set_num_threads(1)``, which holds for the calling worker only) and must not
+    call ``split_map`` itself (a worker waiting for the pool's other workers can deadlock it).
     """
     threads = current_policy().threads
     if threads == 1:
